@@ -1,0 +1,93 @@
+"""
+### Lifecycle nightly
+
+Every night (02:00 Europe/Stockholm) the pipeline enforces the privacy policy on every source
+in the catalog:
+
+1. **scan and tag** each source (one mapped task per source): category, activity, lawful basis,
+   role, retention clock and deadline of every record, into the tag store;
+2. **validate** the tag store with Great Expectations: every record has an allowed lawful
+   basis, no record is past its deadline;
+3. **plan** what to erase, anonymise or restrict, stored before anything is touched;
+4. **enforce** the plan per source in journaled batches (safe to re-run after a crash);
+5. **validate again**: must pass;
+6. **report** as JSON and HTML (counts only, no personal data).
+
+Deadlines are computed against the run's logical date, so re-running a night decides the same.
+Trigger with `dry_run` to see the plan without changing any source.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from lifecycle_airflow import nightly
+
+NIGHTLY_REPORT = Asset("lifecycle://reports/nightly")
+
+
+@dag(
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="Europe/Stockholm"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["gdpr", "lifecycle"],
+    params={
+        "dry_run": Param(
+            False, type="boolean", title="Dry run",
+            description="Compute and report the plan without changing any source.",
+        ),
+        "confirm_large_plan": Param(
+            False, type="boolean", title="Confirm a large plan",
+            description="Allow enforcement when a plan would erase or anonymise more than the source's "
+                        "max_destroy_share. Review the dry-run report first.",
+        ),
+        "sources": Param(
+            [], type="array", items={"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,99}$"},
+            title="Sources", description="Only these catalog sources (empty: all).",
+        ),
+    },
+)
+def lifecycle_nightly():
+    @task
+    def load_catalog() -> list[str]:
+        return nightly.selected_sources(get_current_context()["params"])
+
+    @task(max_active_tis_per_dagrun=2)
+    def scan_and_tag(source: str) -> dict:
+        return nightly.scan(source, get_current_context())
+
+    @task
+    def validate_before(scans: list[dict]) -> dict:
+        return nightly.validate("before", get_current_context())
+
+    @task
+    def plan(sources: list[str], _before: dict) -> dict:
+        return nightly.plan(sources, get_current_context())
+
+    @task(max_active_tis_per_dagrun=2)
+    def enforce(source: str) -> dict:
+        return nightly.enforce(source, get_current_context())
+
+    @task
+    def validate_after(_enforced: list[dict]) -> dict | None:
+        return nightly.validate("after", get_current_context())
+
+    @task(outlets=[NIGHTLY_REPORT])
+    def report(scans: list[dict], before: dict, planned: dict, enforced: list[dict], after: dict | None) -> str:
+        return nightly.report(scans, before, planned, enforced, after, get_current_context())
+
+    sources = load_catalog()
+    scans = scan_and_tag.expand(source=sources)
+    before = validate_before(scans)
+    planned = plan(sources, before)
+    enforced = enforce.expand(source=sources)
+    planned >> enforced
+    after = validate_after(enforced)
+    report(scans, before, planned, enforced, after)
+
+
+lifecycle_nightly()

@@ -1,0 +1,1 @@
+UPDATE {table} SET {assignments_sql} WHERE {primary_key} IN :keys

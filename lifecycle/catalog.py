@@ -1,0 +1,201 @@
+"""The source catalog: where personal data lives and what the policy says about it.
+
+Loaded from YAML (config/catalog.yaml), validated structurally, then checked against the
+policy: every column's category must belong to the source's activity and every fixed lawful
+basis must be one the policy lists for that category. Identifiers are checked to be plain
+SQL identifiers, since they are templated into SQL after validation.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lifecycle.config_files import parse_model, read_yaml
+from lifecycle.errors import CatalogError, UnknownSourceError
+from lifecycle.policy import LawfulBasis, Policy
+
+Action = Literal["erase", "anonymise", "restrict"]
+AnonymiseStrategy = Literal["null", "redact", "email_domain", "keep"]
+SubjectKind = Literal["email", "phone", "personnummer", "name", "company"]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_MONTH_DAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+
+
+def _identifier(value: str) -> str:
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        raise ValueError(f"{value!r} is not a plain SQL identifier (letters, digits and _, at most 63)")
+    return value
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ColumnSpec(_Frozen):
+    category: str
+    anonymise: AnonymiseStrategy = "null"
+
+
+class BasisFromColumn(_Frozen):
+    column: str
+
+    _check_column = field_validator("column")(_identifier)
+
+
+BasisSpec = LawfulBasis | BasisFromColumn
+
+
+class SubjectSpec(_Frozen):
+    email: str | None = None
+    phone: str | None = None
+    personnummer: str | None = None
+    name: str | None = None
+    company: str | None = None
+
+    def columns(self) -> dict[SubjectKind, str]:
+        return {kind: col for kind, col in self.model_dump().items() if col}
+
+
+class Defaults(_Frozen):
+    connection: str = "lifecycle_demo"
+    batch_size: int = Field(1000, ge=1, le=50_000)
+    max_destroy_share: float = Field(0.5, gt=0, le=1)
+
+
+class Source(_Frozen):
+    name: str
+    connection: str
+    table: str
+    primary_key: str
+    activity: str
+    columns: dict[str, ColumnSpec] = Field(min_length=1)
+    lawful_basis: BasisSpec
+    category_bases: dict[str, BasisSpec] = {}
+    retention_clock: str
+    fiscal_year_end: str = "12-31"
+    controller_column: str | None = None
+    subject: SubjectSpec = SubjectSpec()
+    on_expiry: Action
+    batch_size: int = Field(1000, ge=1, le=50_000)
+    max_destroy_share: float = Field(0.5, gt=0, le=1)
+
+    _check_identifiers = field_validator("table", "primary_key", "retention_clock", "controller_column")(
+        lambda v: v if v is None else _identifier(v)
+    )
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _shorthand_columns(cls, value: Any) -> Any:
+        # `email: contact_details` is short for `email: {category: contact_details}`.
+        if isinstance(value, dict):
+            for column in value:
+                _identifier(column)
+            return {c: {"category": v} if isinstance(v, str) else v for c, v in value.items()}
+        return value
+
+    @field_validator("fiscal_year_end")
+    @classmethod
+    def _month_day(cls, value: str) -> str:
+        if not _MONTH_DAY.match(value):
+            raise ValueError(f"{value!r} is not a month-day such as 12-31")
+        return value
+
+    @model_validator(mode="after")
+    def _subject_columns_are_catalogued(self) -> Source:
+        for kind, column in self.subject.columns().items():
+            if column not in self.columns:
+                raise ValueError(f"subject.{kind} names column {column!r}, which is not under columns")
+        return self
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(spec.category for spec in self.columns.values()))
+
+    def columns_of(self, category: str) -> list[str]:
+        return [c for c, spec in self.columns.items() if spec.category == category]
+
+    def basis_spec(self, category: str) -> BasisSpec:
+        return self.category_bases.get(category, self.lawful_basis)
+
+    def referenced_columns(self) -> list[str]:
+        """Every column the pipeline reads from the table, key first."""
+        extra = [self.retention_clock]
+        extra += [spec.column for spec in [self.lawful_basis, *self.category_bases.values()] if isinstance(spec, BasisFromColumn)]
+        if self.controller_column:
+            extra.append(self.controller_column)
+        return list(dict.fromkeys([self.primary_key, *self.columns, *extra]))
+
+
+class Catalog(_Frozen):
+    version: Literal[1]
+    defaults: Defaults = Defaults()
+    sources: dict[str, Source] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
+            return data
+        defaults = Defaults.model_validate(data.get("defaults") or {})
+        sources = {}
+        for name, spec in data["sources"].items():
+            if isinstance(spec, dict):
+                spec = {**defaults.model_dump(), **spec, "name": name}
+            sources[name] = spec
+        return {**data, "sources": sources}
+
+    def source(self, name: str) -> Source:
+        if name not in self.sources:
+            raise UnknownSourceError(name, list(self.sources))
+        return self.sources[name]
+
+
+def load_catalog(path: Path | str, policy: Policy) -> Catalog:
+    path = Path(path)
+    catalog = parse_model(Catalog, read_yaml(path, CatalogError), path, CatalogError)
+    for source in catalog.sources.values():
+        check_against_policy(source, policy, str(path))
+    return catalog
+
+
+def check_against_policy(source: Source, policy: Policy, file: str) -> None:
+    key = f"sources.{source.name}"
+    activity = policy.activities.get(source.activity)
+    if activity is None:
+        raise CatalogError(file, f"{key}.activity", f"{source.activity!r} is not an activity of the policy")
+    for column, spec in source.columns.items():
+        if spec.category not in activity.categories:
+            raise CatalogError(
+                file,
+                f"{key}.columns.{column}",
+                f"category {spec.category!r} is not one the policy allows for activity {source.activity!r} "
+                f"(allowed: {', '.join(activity.categories)})",
+            )
+    for category in source.category_bases:
+        if category not in source.categories:
+            raise CatalogError(file, f"{key}.category_bases.{category}", "no column of this source has that category")
+    for category in source.categories:
+        spec = source.basis_spec(category)
+        if isinstance(spec, str) and spec not in activity.categories[category]:
+            raise CatalogError(
+                file,
+                f"{key}.lawful_basis" if category not in source.category_bases else f"{key}.category_bases.{category}",
+                f"basis {spec!r} is not one the policy allows for {category!r} in activity {source.activity!r} "
+                f"(allowed: {', '.join(activity.categories[category])})",
+            )
+    if activity.role == "processor" and not source.controller_column:
+        raise CatalogError(file, f"{key}.controller_column", "a processor-role source must name the column holding the customer (controller)")
+    if activity.role == "controller" and source.controller_column:
+        raise CatalogError(file, f"{key}.controller_column", f"activity {source.activity!r} is controller-role; remove controller_column")
+
+
+def check_against_table(source: Source, table_columns: set[str], file: str = "catalog") -> None:
+    """Every catalogued column must exist in the real table; raises before anything is written."""
+    for column in source.referenced_columns():
+        if column not in table_columns:
+            raise CatalogError(file, f"sources.{source.name}", f"column {column!r} does not exist in table {source.table!r}")

@@ -1,0 +1,41 @@
+"""Engines for sources and the tag store, on SQLite or PostgreSQL alike."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event, text
+
+from lifecycle.catalog import _identifier
+from lifecycle.tables import metadata
+
+
+def make_engine(url: str, *, schema: str | None = None) -> Engine:
+    """An engine; ``schema`` puts unqualified names in that PostgreSQL schema (search_path)."""
+    kwargs: dict = {"future": True}
+    if url.startswith("postgresql"):
+        kwargs["pool_pre_ping"] = True
+        if schema:
+            _identifier(schema)
+            kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # WAL lets the report read while a scan writes; a busy timeout rides out short locks.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def open_tag_store(url: str, *, schema: str | None = None) -> Engine:
+    """The tag store engine, with its schema and tables created if missing."""
+    if url.startswith("postgresql") and schema:
+        _identifier(schema)
+        with create_engine(url).begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    engine = make_engine(url, schema=schema)
+    metadata.create_all(engine)
+    return engine

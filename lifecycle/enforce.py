@@ -1,0 +1,236 @@
+"""Apply a stored plan to a source in journaled batches of set-based SQL.
+
+Each batch is journaled 'started' before the source is touched and 'done' afterwards. The
+operations are idempotent (deleting a deleted row, nulling a null, taking the domain of a
+domain), so a batch left 'started' by a crash is simply applied again; 'done' batches are
+skipped. A re-run therefore finishes the same plan without repeating or skipping work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from itertools import groupby, islice
+from typing import Any
+
+from sqlalchemy import Engine, and_, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from lifecycle.catalog import Source
+from lifecycle.errors import PlanNeedsConfirmationError
+from lifecycle.plan import SourcePlan
+from lifecycle.sqlfiles import load_sql, quote_identifier, statement
+from lifecycle.tables import journal, record_tag, subject_ref
+
+log = logging.getLogger(__name__)
+
+REDACTED = "[raderad]"
+
+
+@dataclass(frozen=True)
+class Batch:
+    number: int
+    scope: str  # record | fields
+    action: str  # erase | anonymise | restrict
+    category: str | None
+    keys: tuple[str, ...]
+
+
+@dataclass
+class EnforceStats:
+    source: str
+    dry_run: bool
+    batches: int = 0
+    batches_skipped: int = 0
+    records_erased: int = 0
+    records_anonymised: int = 0
+    records_restricted: int = 0
+    fields_anonymised: int = 0
+    violations_restricted: int = 0
+    rows_affected: int = 0
+    seconds: float = 0.0
+    planned: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _chunks(keys: Iterator[str], size: int) -> Iterator[tuple[str, ...]]:
+    while chunk := tuple(islice(keys, size)):
+        yield chunk
+
+
+def plan_batches(tag_engine: Engine, source: Source, run_id: str) -> list[Batch]:
+    """The plan cut into batches; numbering is stable because the plan and its order are."""
+    params = {"run_id": run_id, "source": source.name}
+    with tag_engine.connect() as conn:
+        record_rows = conn.execute(statement(tag_engine, "plan_record_batches"), params).all()
+        field_rows = conn.execute(statement(tag_engine, "plan_field_batches"), params).all()
+    batches: list[Batch] = []
+    for action, rows in groupby(record_rows, key=lambda r: r.action):
+        for keys in _chunks((r.record_key for r in rows), source.batch_size):
+            batches.append(Batch(len(batches), "record", action, None, keys))
+    for (action, category), rows in groupby(field_rows, key=lambda r: (r.action, r.category)):
+        for keys in _chunks((r.record_key for r in rows), source.batch_size):
+            batches.append(Batch(len(batches), "fields", action, category, keys))
+    return batches
+
+
+def _key_type(source_engine: Engine, source: Source) -> Callable[[str], Any]:
+    from sqlalchemy import inspect
+
+    for col in inspect(source_engine).get_columns(source.table):
+        if col["name"] == source.primary_key:
+            try:
+                return col["type"].python_type
+            except NotImplementedError:
+                return str
+    return str
+
+
+def _assignments(source_engine: Engine, source: Source, columns: list[str]) -> str:
+    parts = []
+    for name in columns:
+        strategy = source.columns[name].anonymise
+        col = quote_identifier(source_engine, name)
+        if strategy == "null":
+            parts.append(f"{col} = NULL")
+        elif strategy == "redact":
+            parts.append(f"{col} = :redacted")
+        elif strategy == "email_domain":
+            parts.append(f"{col} = " + load_sql("email_domain", source_engine.dialect.name).strip().format(column=col))
+    return ", ".join(parts)
+
+
+def _columns_to_anonymise(source: Source, batch: Batch) -> list[str]:
+    names = source.columns if batch.scope == "record" else source.columns_of(batch.category or "")
+    return [c for c in names if source.columns[c].anonymise != "keep"]
+
+
+def _apply_to_source(source_engine: Engine, source: Source, batch: Batch, to_key: Callable[[str], Any]) -> int:
+    keys = [to_key(k) for k in batch.keys]
+    if batch.action == "restrict":
+        return 0  # restriction is recorded in the tag store; the source row is left as it is
+    if batch.action == "erase":
+        stmt = statement(source_engine, "erase_records", table=source.table, primary_key=source.primary_key)
+        params: dict[str, Any] = {"keys": keys}
+    else:
+        columns = _columns_to_anonymise(source, batch)
+        if not columns:
+            return 0
+        stmt = statement(
+            source_engine,
+            "anonymise_columns",
+            table=source.table,
+            primary_key=source.primary_key,
+            assignments_sql=_assignments(source_engine, source, columns),
+        )
+        params = {"keys": keys}
+        if ":redacted" in stmt.text:
+            params["redacted"] = REDACTED
+    with source_engine.begin() as conn:
+        return conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params).rowcount
+
+
+def _update_tag_store(conn, source: Source, batch: Batch) -> None:  # type: ignore[no-untyped-def]
+    keys = list(batch.keys)
+    tags = and_(record_tag.c.source == source.name, record_tag.c.record_key.in_(keys))
+    refs = and_(subject_ref.c.source == source.name, subject_ref.c.record_key.in_(keys))
+    if batch.scope == "fields":
+        tags = and_(tags, record_tag.c.category == batch.category)
+    if batch.action == "erase":
+        conn.execute(delete(record_tag).where(tags))
+        conn.execute(delete(subject_ref).where(refs))
+        return
+    status = "restricted" if batch.action == "restrict" else "anonymised"
+    conn.execute(update(record_tag).where(tags).values(status=status))
+    if batch.action == "anonymise":
+        conn.execute(delete(subject_ref).where(and_(refs, subject_ref.c.field.in_(_columns_to_anonymise(source, batch)))))
+
+
+def _journal_started(tag_engine: Engine, run_id: str, source: Source, batch: Batch) -> None:
+    insert = (postgresql.insert if tag_engine.dialect.name == "postgresql" else sqlite.insert)(journal)
+    now = datetime.now(timezone.utc)
+    values = dict(
+        run_id=run_id, source=source.name, batch_no=batch.number, action=batch.action, scope=batch.scope,
+        keys=len(batch.keys), state="started", started_at=now,
+    )
+    with tag_engine.begin() as conn:
+        conn.execute(insert.values(**values).on_conflict_do_update(
+            index_elements=["run_id", "source", "batch_no"], set_={"started_at": now, "state": "started"}
+        ))
+
+
+def _done_batches(tag_engine: Engine, run_id: str, source: Source) -> set[int]:
+    with tag_engine.connect() as conn:
+        return set(conn.execute(
+            select(journal.c.batch_no).where(
+                journal.c.run_id == run_id, journal.c.source == source.name, journal.c.state == "done"
+            )
+        ).scalars())
+
+
+def _count(stats: EnforceStats, batch: Batch) -> None:
+    n = len(batch.keys)
+    if batch.scope == "record":
+        attr = {"erase": "records_erased", "anonymise": "records_anonymised", "restrict": "records_restricted"}[batch.action]
+    else:
+        attr = "violations_restricted" if batch.action == "restrict" else "fields_anonymised"
+    setattr(stats, attr, getattr(stats, attr) + n)
+
+
+def enforce_source(
+    source: Source,
+    plan: SourcePlan,
+    *,
+    source_engine: Engine,
+    tag_engine: Engine,
+    run_id: str,
+    dry_run: bool,
+    confirmed: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    crash_after_batches: int | None = None,
+) -> EnforceStats:
+    """Apply the run's plan for one source. ``crash_after_batches`` exists for crash tests."""
+    started = time.monotonic()
+    stats = EnforceStats(source=source.name, dry_run=dry_run, planned=plan.to_dict())
+    if plan.needs_confirmation and not confirmed and not dry_run:
+        raise PlanNeedsConfirmationError(
+            f"source {source.name!r}: the plan would erase or anonymise {plan.destroy_share:.0%} of its records, "
+            f"more than max_destroy_share {source.max_destroy_share:.0%}; review the plan in the report and "
+            "trigger again with confirm_large_plan=true"
+        )
+    batches = plan_batches(tag_engine, source, run_id)
+    if dry_run:
+        for batch in batches:
+            _count(stats, batch)
+        stats.batches = len(batches)
+        stats.seconds = round(time.monotonic() - started, 3)
+        return stats
+    done = _done_batches(tag_engine, run_id, source)
+    to_key = _key_type(source_engine, source)
+    for i, batch in enumerate(batches):
+        if batch.number in done:
+            stats.batches_skipped += 1
+            continue
+        if crash_after_batches is not None and stats.batches >= crash_after_batches:
+            raise RuntimeError(f"simulated crash before batch {batch.number} of {source.name}")
+        _journal_started(tag_engine, run_id, source, batch)
+        affected = _apply_to_source(source_engine, source, batch, to_key)
+        with tag_engine.begin() as conn:
+            _update_tag_store(conn, source, batch)
+            conn.execute(
+                update(journal)
+                .where(journal.c.run_id == run_id, journal.c.source == source.name, journal.c.batch_no == batch.number)
+                .values(state="done", rows_affected=affected, finished_at=datetime.now(timezone.utc))
+            )
+        stats.batches += 1
+        stats.rows_affected += max(affected, 0)
+        _count(stats, batch)
+        if progress:
+            progress(i + 1, len(batches))
+    stats.seconds = round(time.monotonic() - started, 3)
+    return stats

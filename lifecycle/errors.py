@@ -1,0 +1,40 @@
+"""One exception hierarchy; every message names its culprit (file, key, source, column)."""
+
+from __future__ import annotations
+
+
+class LifecycleError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+
+class ConfigError(LifecycleError):
+    """A policy or catalog file is malformed or inconsistent."""
+
+    def __init__(self, file: str, key: str, problem: str) -> None:
+        self.file, self.key, self.problem = file, key, problem
+        super().__init__(f"{file}: {key}: {problem}")
+
+
+class PolicyError(ConfigError):
+    """The policy file is malformed or inconsistent."""
+
+
+class CatalogError(ConfigError):
+    """The source catalog is malformed, or disagrees with the policy or with a source."""
+
+
+class UnknownSourceError(LifecycleError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown source {name!r}; the catalog has: {', '.join(sorted(known))}")
+
+
+class SecretMissingError(LifecycleError):
+    """The keyed-hash secret is not configured."""
+
+
+class PlanNeedsConfirmationError(LifecycleError):
+    """A plan would destroy an unusual share of a source and needs a person to confirm it."""
+
+
+class ValidationFailedError(LifecycleError):
+    """Post-enforcement validation did not pass."""

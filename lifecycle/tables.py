@@ -1,0 +1,104 @@
+"""Tag store tables: the pipeline's own inventory, plan and journal.
+
+The tag store lives in a database (or PostgreSQL schema) of its own. It never holds a raw
+identifier: subjects appear as keyed hashes, records by source and primary key.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# One row per (record, category): categories of one record can have different lawful bases
+# and deadlines (a bookkeeping record keeps its accounting fields for 7 years while its
+# contact fields expire after 2), so expiry is decided per category.
+record_tag = Table(
+    "lc_record_tag",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("record_key", String(200), primary_key=True),
+    Column("category", String(60), primary_key=True),
+    Column("activity", String(60), nullable=False),
+    Column("lawful_basis", String(40)),
+    Column("role", String(20), nullable=False),
+    Column("controller", String(100), nullable=False),
+    Column("clock_value", Date),
+    Column("deadline", Date),
+    Column("on_expiry", String(20), nullable=False),
+    # active | anonymised | restricted | violation
+    Column("status", String(20), nullable=False),
+    Column("violation", String(200)),
+    Column("subject_refs", Text),
+    Column("run_id", String(250), nullable=False),
+)
+Index("ix_lc_record_tag_status_deadline", record_tag.c.status, record_tag.c.deadline)
+
+# Keyed-hash subject references: which records and fields hold an identifier of a person.
+subject_ref = Table(
+    "lc_subject_ref",
+    metadata,
+    Column("subject_hash", String(64), primary_key=True),
+    Column("source", String(100), primary_key=True),
+    Column("record_key", String(200), primary_key=True),
+    Column("field", String(100), primary_key=True),
+    Column("kind", String(20), nullable=False),
+)
+Index("ix_lc_subject_ref_record", subject_ref.c.source, subject_ref.c.record_key)
+
+run = Table(
+    "lc_run",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("logical_date", Date, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("plan_created_at", DateTime(timezone=True)),
+    Column("confirmed", Boolean, nullable=False, default=False),
+)
+
+# The plan is computed and stored before anything is destroyed (invariant 7).
+# scope = record: the whole record gets the source's on_expiry action;
+# scope = fields: only this category's columns are anonymised.
+plan_item = Table(
+    "lc_plan_item",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("source", String(100), primary_key=True),
+    Column("record_key", String(200), primary_key=True),
+    Column("category", String(60), primary_key=True),
+    Column("scope", String(10), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("lawful_basis", String(40)),
+    Column("reason", String(40), nullable=False),
+    Column("batch_no", Integer),
+)
+Index("ix_lc_plan_item_batch", plan_item.c.run_id, plan_item.c.source, plan_item.c.batch_no)
+
+# One row per enforcement batch: written 'started' before the source is touched and 'done'
+# after, so a re-run after a crash re-applies (idempotently) only unfinished batches.
+journal = Table(
+    "lc_journal",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("source", String(100), primary_key=True),
+    Column("batch_no", Integer, primary_key=True),
+    Column("action", String(20), nullable=False),
+    Column("scope", String(10), nullable=False),
+    Column("keys", Integer, nullable=False),
+    Column("rows_affected", Integer),
+    Column("state", String(10), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)

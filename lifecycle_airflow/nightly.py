@@ -1,0 +1,162 @@
+"""Task bodies of the nightly lifecycle DAG: resolve Airflow context, call the domain package.
+
+XCom carries only source names, counts, durations and paths, never personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from lifecycle.enforce import enforce_source
+from lifecycle.errors import ValidationFailedError
+from lifecycle.plan import build_plan, register_run, summarise_plan
+from lifecycle.report import build_report, summary_lines, write_report
+from lifecycle.scan import scan_source
+from lifecycle.sqlfiles import statement
+from lifecycle.validation import validate_tag_store
+from lifecycle_airflow import runtime
+
+log = logging.getLogger("lifecycle")
+
+
+def progress_logger(label: str, every_share: float = 0.1) -> Callable[[int, int], None]:
+    """Periodic progress lines in the task log (every 10 % by default)."""
+    state = {"next": every_share, "t0": time.monotonic()}
+
+    def report(done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        if share >= state["next"] or done == total:
+            rate = done / max(time.monotonic() - state["t0"], 1e-9)
+            log.info("%s: %d/%d (%.0f%%), %.0f/s", label, done, total, 100 * share, rate)
+            state["next"] = share + every_share
+
+    return report
+
+
+def selected_sources(params: dict[str, Any]) -> list[str]:
+    """Validate policy and catalog (clear errors, nothing written) and pick the sources to run."""
+    _, catalog = runtime.load_config(runtime.settings())
+    wanted = params.get("sources") or list(catalog.sources)
+    return [catalog.source(name).name for name in wanted]
+
+
+def scan(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
+    policy, catalog = runtime.load_config(runtime.settings())
+    source = catalog.source(source_name)
+    stats = scan_source(
+        source,
+        policy,
+        source_engine=runtime.source_engine(source.connection),
+        tag_engine=runtime.tag_store_engine(),
+        hasher=runtime.hasher(),
+        run_id=context["run_id"],
+        logical_date=runtime.logical_date(context),
+        progress=progress_logger(f"scan {source.name}"),
+    )
+    log.info("scanned %s: %d records, %d tags, %d violations in %.2fs",
+             source.name, stats.records, stats.tags, stats.violations, stats.seconds)
+    return stats.to_dict()
+
+
+def validate(stage: str, context: dict[str, Any]) -> dict[str, Any] | None:
+    if stage == "after" and context["params"].get("dry_run"):
+        log.info("dry run: nothing was enforced, so there is nothing to validate afterwards")
+        return None
+    s = runtime.settings()
+    policy, _ = runtime.load_config(s)
+    started = time.monotonic()
+    result = validate_tag_store(
+        runtime.tag_store_engine(),
+        stage=stage,
+        logical_date=runtime.logical_date(context),
+        allowed_purposes=policy.allowed_purposes(),
+        suite_path=s.suite_dir / "tag_store.json",
+    )
+    out = result.to_dict()
+    out["seconds"] = round(time.monotonic() - started, 3)
+    for o in out["outcomes"]:
+        log.info("validation %s: %s: %s (%d of %d unexpected)", stage, o["description"],
+                 "met" if o["success"] else "NOT met", o["unexpected_count"], o["element_count"])
+    return out
+
+
+def plan(sources: list[str], context: dict[str, Any]) -> dict[str, Any]:
+    _, catalog = runtime.load_config(runtime.settings())
+    engine = runtime.tag_store_engine()
+    started = time.monotonic()
+    run_id, day = context["run_id"], runtime.logical_date(context)
+    existed = register_run(engine, run_id, day, bool(context["params"].get("dry_run")))
+    build_plan(engine, [catalog.source(n) for n in sources], run_id, day)
+    summaries = {n: summarise_plan(engine, catalog.source(n), run_id).to_dict() for n in sources}
+    for name, p in summaries.items():
+        log.info("plan %s: erase %d, anonymise %d records + %d fields, restrict %d (%.1f%% of source)%s",
+                 name, p["records_to_erase"], p["records_to_anonymise"], p["fields_to_anonymise"],
+                 p["records_to_restrict"] + p["violations_to_restrict"], 100 * p["destroy_share"],
+                 " NEEDS CONFIRMATION" if p["needs_confirmation"] else "")
+    return {"reused_existing_plan": existed, "seconds": round(time.monotonic() - started, 3)}
+
+
+def enforce(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
+    _, catalog = runtime.load_config(runtime.settings())
+    source = catalog.source(source_name)
+    engine = runtime.tag_store_engine()
+    run_id = context["run_id"]
+    params = context["params"]
+    stats = enforce_source(
+        source,
+        summarise_plan(engine, source, run_id),
+        source_engine=runtime.source_engine(source.connection),
+        tag_engine=engine,
+        run_id=run_id,
+        dry_run=bool(params.get("dry_run")),
+        confirmed=bool(params.get("confirm_large_plan")),
+        progress=progress_logger(f"enforce {source.name}"),
+    )
+    log.info("enforced %s%s: erased %d, anonymised %d records + %d fields, restricted %d; %d batches (%d already done)",
+             source.name, " (dry run)" if stats.dry_run else "", stats.records_erased, stats.records_anonymised,
+             stats.fields_anonymised, stats.records_restricted + stats.violations_restricted,
+             stats.batches, stats.batches_skipped)
+    return stats.to_dict()
+
+
+def report(
+    scans: list[dict[str, Any]],
+    before: dict[str, Any],
+    planned: dict[str, Any],
+    enforcements: list[dict[str, Any]],
+    after: dict[str, Any] | None,
+    context: dict[str, Any],
+) -> str:
+    s = runtime.settings()
+    policy, _ = runtime.load_config(s)
+    engine = runtime.tag_store_engine()
+    day = runtime.logical_date(context)
+    with engine.connect() as conn:
+        counts = [dict(r) for r in conn.execute(statement(engine, "tag_counts")).mappings()]
+        expiring = dict(conn.execute(
+            statement(engine, "expiring_soon"), {"from_date": day, "until_date": day + timedelta(days=30)}
+        ).all())
+    durations = {
+        "scan": round(sum(x["seconds"] for x in scans), 3),
+        "validate_before": before["seconds"],
+        "plan": planned["seconds"],
+        "enforce": round(sum(x["seconds"] for x in enforcements), 3),
+        "validate_after": after["seconds"] if after else 0.0,
+    }
+    data = build_report(
+        run_id=context["run_id"], logical_date=day, dry_run=bool(context["params"].get("dry_run")), policy=policy,
+        scans=scans, validation_before=before, enforcements=enforcements, validation_after=after,
+        tag_counts=counts, expiring_30_days={k: int(v) for k, v in expiring.items()}, durations=durations,
+    )
+    paths = write_report(data, s.report_dir)
+    for line in summary_lines(data, paths):
+        log.info("%s", line)
+    if after is not None and not after["success"]:
+        raise ValidationFailedError(f"post-enforcement validation failed; see {paths.html}")
+    return str(paths.html)
