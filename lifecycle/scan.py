@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, inspect, select, table, column
+from sqlalchemy import Engine, and_, case, column, delete, func, inspect, or_, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lifecycle.catalog import BasisFromColumn, Source, check_against_table
+from lifecycle.errors import CatalogError
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.policy import Policy
 from lifecycle.retention import compute_deadline
@@ -58,8 +59,17 @@ def table_columns(engine: Engine, table_name: str) -> dict[str, dict[str, Any]]:
 
 
 def check_source_table(source: Source, engine: Engine, file: str = "catalog") -> None:
-    """The catalog's columns exist in the real table; raises before anything is written."""
-    check_against_table(source, set(table_columns(engine, source.table)), file)
+    """The catalog agrees with the real table; raises before anything is read or written."""
+    if not inspect(engine).has_table(source.table):
+        raise CatalogError(file, f"sources.{source.name}.table", f"table {source.table!r} does not exist in its database")
+    columns = table_columns(engine, source.table)
+    check_against_table(source, set(columns), file)
+    for name, spec in source.columns.items():
+        if spec.anonymise == "null" and not columns[name].get("nullable", True):
+            raise CatalogError(
+                file, f"sources.{source.name}.columns.{name}",
+                "is NOT NULL in the table, so it cannot be anonymised to NULL; use anonymise: redact",
+            )
 
 
 class Tagger:
@@ -149,7 +159,8 @@ def _upsert(engine: Engine):  # type: ignore[no-untyped-def]
 
 def _write_tags(conn, engine: Engine, tags: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
     insert = _upsert(engine)(record_tag)
-    kept = record_tag.c.status.in_(KEPT_STATUSES)
+    # No IN (...) here: expanding parameters cannot be used with executemany.
+    kept = or_(*(record_tag.c.status == s for s in KEPT_STATUSES))
     updates = {
         name: case((kept, record_tag.c[name]), else_=insert.excluded[name])
         for name in record_tag.c.keys()
@@ -177,8 +188,6 @@ def stream_rows(engine: Engine, source: Source, chunk_rows: int = CHUNK_ROWS) ->
 
 
 def count_rows(engine: Engine, source: Source) -> int:
-    from sqlalchemy import func
-
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table(source.table))).scalar_one())
 

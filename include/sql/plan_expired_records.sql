@@ -1,7 +1,7 @@
 -- Records whose every category has expired (or was already anonymised) get the source's
 -- on_expiry action as a whole. A record with an open violation or restriction is excluded.
 INSERT INTO lc_plan_item (run_id, source, record_key, category, scope, action, lawful_basis, reason)
-SELECT :run_id, t.source, t.record_key, t.category, 'record', t.on_expiry, t.lawful_basis, 'retention_expired'
+SELECT CAST(:run_id AS VARCHAR(250)), t.source, t.record_key, t.category, 'record', t.on_expiry, t.lawful_basis, 'retention_expired'
 FROM lc_record_tag t
 WHERE t.source = :source
   AND t.status = 'active'

@@ -1,0 +1,99 @@
+"""Shared fixtures: every SQL path runs on SQLite and on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from lifecycle.db import make_engine, open_tag_store
+from lifecycle.identifiers import SubjectHasher
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("LIFECYCLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_SECRET = "test-secret-not-for-production-0123456789"
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database under test: a SQLite file, or a fresh schema in PostgreSQL."""
+
+    kind: str
+    url: str
+    schema: str | None
+
+    def engine(self) -> Engine:
+        return make_engine(self.url, schema=self.schema)
+
+    def tag_store(self) -> Engine:
+        return open_tag_store(self.url, schema=self.schema)
+
+    def airflow_conn(self) -> str:
+        """The JSON form of an Airflow Connection for AIRFLOW_CONN_<ID>."""
+        import json
+
+        extra = {"sqlalchemy_url": self.url}
+        if self.schema:
+            extra["search_path"] = self.schema
+        return json.dumps({"conn_type": "generic", "extra": extra})
+
+
+def _pg_available() -> None:
+    try:
+        with create_engine(PG_URL).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as e:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL is required at {PG_URL} and did not answer: {e}. Start it (see .ci/run).", pytrace=False)
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    _pg_available()
+    schema = f"lc_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield schema
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def _database(kind: str, tmp_path: Path, request: pytest.FixtureRequest, name: str) -> Database:
+    if kind == "sqlite":
+        return Database("sqlite", f"sqlite:///{tmp_path / (name + '.db')}", None)
+    return Database("postgresql", PG_URL, request.getfixturevalue("pg_schema"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """The source database (and, on PostgreSQL, the same schema also holds the tag store)."""
+    return _database(request.param, tmp_path, request, "source")
+
+
+@pytest.fixture
+def tag_db(db: Database, tmp_path: Path) -> Database:
+    """The tag store: its own SQLite file, or on PostgreSQL the test's schema."""
+    if db.kind == "sqlite":
+        return Database("sqlite", f"sqlite:///{tmp_path / 'tagstore.db'}", None)
+    return db
+
+
+@pytest.fixture
+def hasher() -> SubjectHasher:
+    return SubjectHasher(TEST_SECRET.encode())
+
+
+@pytest.fixture
+def policy_path() -> Path:
+    return ROOT / "config" / "policy.yaml"
+
+
+@pytest.fixture
+def catalog_path() -> Path:
+    return ROOT / "config" / "catalog.yaml"

@@ -1,0 +1,42 @@
+import pytest
+
+from lifecycle.identifiers import SubjectHasher, normalise_email, normalise_personnummer, normalise_phone
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["070-123 45 67", "+46 70 123 45 67", "0046701234567", "+46 (0)70-1234567", "070 123 45 67"],
+)
+def test_swedish_phone_writings_normalise_to_e164(raw: str) -> None:
+    assert normalise_phone(raw) == "+46701234567"
+
+
+def test_landline_and_garbage() -> None:
+    assert normalise_phone("08-123 456 78") == "+46812345678"
+    assert normalise_phone("12") is None
+    assert normalise_phone("abc") is None
+
+
+def test_personnummer_to_twelve_digits() -> None:
+    assert normalise_personnummer("811218-9876", 2026) == "198112189876"
+    assert normalise_personnummer("19811218-9876", 2026) == "198112189876"
+    assert normalise_personnummer("121212+1212", 2026) == "191212121212"  # '+' = 100 years or older
+    assert normalise_personnummer("201212-1212", 2026) == "202012121212"
+
+
+def test_keyed_hash_is_stable_normalised_and_keyed() -> None:
+    a = SubjectHasher(b"k" * 32)
+    b = SubjectHasher(b"x" * 32)
+    assert a.reference("email", " Anna.Berg@Example.SE ") == a.reference("email", "anna.berg@example.se")
+    assert a.reference("email", "anna.berg@example.se") != b.reference("email", "anna.berg@example.se")
+    assert a.reference("phone", "070-123 45 67") == a.reference("phone", "+46701234567")
+    assert a.reference("email", "not an e-mail") is None
+    assert a.reference("email", None) is None
+    ref = a.reference("email", "anna.berg@example.se")
+    assert ref and len(ref) == 32 and "anna" not in ref
+    assert normalise_email("A@B.se") == "a@b.se"
+
+
+def test_short_secret_refused() -> None:
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        SubjectHasher(b"short")
