@@ -19,7 +19,6 @@ from lifecycle.plan import build_plan, register_run, summarise_plan
 from lifecycle.report import build_report, summary_lines, write_report
 from lifecycle.scan import scan_source
 from lifecycle.sqlfiles import statement
-from lifecycle.validation import validate_tag_store
 from lifecycle_airflow import runtime
 
 log = logging.getLogger("lifecycle")
@@ -68,6 +67,8 @@ def validate(stage: str, context: dict[str, Any]) -> dict[str, Any] | None:
     if stage == "after" and context["params"].get("dry_run"):
         log.info("dry run: nothing was enforced, so there is nothing to validate afterwards")
         return None
+    from lifecycle.validation import validate_tag_store  # Great Expectations: heavy, not at DAG parse time
+
     s = runtime.settings()
     policy, _ = runtime.load_config(s)
     started = time.monotonic()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,9 +18,18 @@ from lifecycle.db import make_engine, open_tag_store
 from lifecycle.identifiers import SubjectHasher
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("LIFECYCLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_SECRET = "test-secret-not-for-production-0123456789"
 
+# Airflow reads its configuration on first import: give the tests a home of their own unless
+# scripts/test.sh already did.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="lifecycle-airflow-"))
+os.environ.setdefault("LIFECYCLE_HOME", tempfile.mkdtemp(prefix="lifecycle-home-"))
+os.environ.setdefault("LIFECYCLE_HASH_SECRET", TEST_SECRET)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+
+PG_URL = os.environ.get("LIFECYCLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 @dataclass(frozen=True)
 class Database:
@@ -97,3 +109,10 @@ def policy_path() -> Path:
 @pytest.fixture
 def catalog_path() -> Path:
     return ROOT / "config" / "catalog.yaml"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Airflow's metadata database (SQLite in the test AIRFLOW_HOME), migrated once."""
+    done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
