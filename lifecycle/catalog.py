@@ -65,6 +65,7 @@ class Defaults(_Frozen):
     connection: str = "lifecycle_demo"
     batch_size: int = Field(1000, ge=1, le=50_000)
     max_destroy_share: float = Field(0.5, gt=0, le=1)
+    confirm_min_records: int = Field(10, ge=0)
 
 
 class Source(_Frozen):
@@ -83,6 +84,8 @@ class Source(_Frozen):
     on_expiry: Action
     batch_size: int = Field(1000, ge=1, le=50_000)
     max_destroy_share: float = Field(0.5, gt=0, le=1)
+    # Below this many records a share is noise (1 of 1 is 100 %): no confirmation needed.
+    confirm_min_records: int = Field(10, ge=0)
 
     _check_identifiers = field_validator("table", "primary_key", "retention_clock", "controller_column")(
         lambda v: v if v is None else _identifier(v)

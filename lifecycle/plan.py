@@ -91,5 +91,5 @@ def summarise_plan(engine: Engine, source: Source, run_id: str) -> SourcePlan:
     plan.records_to_restrict = int(counts.get("restrict", 0))
     destroyed = plan.records_to_erase + plan.records_to_anonymise
     plan.destroy_share = round(destroyed / held, 4) if held else 0.0
-    plan.needs_confirmation = plan.destroy_share > source.max_destroy_share
+    plan.needs_confirmation = plan.destroy_share > source.max_destroy_share and destroyed >= source.confirm_min_records
     return plan

@@ -103,4 +103,5 @@ def logical_date(context: dict[str, Any]) -> date:
     """The night the run stands for, in Stockholm time: deadlines are compared with this."""
     dag_run = context["dag_run"]
     when = dag_run.logical_date or dag_run.run_after
-    return pendulum.instance(when).in_timezone(TIMEZONE).date()
+    local = pendulum.instance(when).in_timezone(TIMEZONE)
+    return date(local.year, local.month, local.day)  # a plain date: DB drivers reject pendulum.Date

@@ -168,7 +168,7 @@ def test_crash_and_rerun_finishes_the_same_plan(setup, hasher, policy_path, cata
 def test_large_plan_needs_confirmation(setup, hasher) -> None:  # type: ignore[no-untyped-def]
     policy, catalog, engine, tags, tables = setup
     strict = catalog.model_copy(update={"sources": {
-        "invoices": catalog.source("invoices").model_copy(update={"max_destroy_share": 0.1})}})
+        "invoices": catalog.source("invoices").model_copy(update={"max_destroy_share": 0.1, "confirm_min_records": 1})}})
     with pytest.raises(PlanNeedsConfirmationError, match="25%"):
         _run(policy, strict, engine, tags, hasher, ["invoices"])
     with engine.connect() as conn:
