@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 
 from lifecycle.catalog import _identifier
 from lifecycle.tables import metadata
@@ -10,13 +10,16 @@ from lifecycle.tables import metadata
 
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
     """An engine; ``schema`` puts unqualified names in that PostgreSQL schema (search_path)."""
-    kwargs: dict = {"future": True}
-    if url.startswith("postgresql"):
+    kwargs: dict = {}
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
         if schema:
+            # In the URL rather than connect_args, so anything rebuilt from engine.url
+            # (Great Expectations makes an engine of its own) lands in the same schema.
             _identifier(schema)
-            kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
-    engine = create_engine(url, **kwargs)
+            parsed = parsed.update_query_dict({"options": f"-csearch_path={schema}"})
+    engine = create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -32,10 +35,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 def open_tag_store(url: str, *, schema: str | None = None) -> Engine:
     """The tag store engine, with its schema and tables created if missing."""
-    if url.startswith("postgresql") and schema:
+    if make_url(url).get_backend_name() == "postgresql" and schema:
         _identifier(schema)
-        with create_engine(url).begin() as conn:
+        bootstrap = create_engine(url)
+        with bootstrap.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        bootstrap.dispose()
     engine = make_engine(url, schema=schema)
     metadata.create_all(engine)
     return engine
