@@ -114,7 +114,7 @@ def run_nightly(dag, db, tag_db, reports: Path, monkeypatch, conf: dict | None =
     return dag.test(logical_date=logical, run_conf=conf or {})
 
 
-def test_nightly_dag_enforces_exactly_the_policy(db, tag_db, airflow_db, nightly_dag, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_nightly_dag_enforces_exactly_the_policy(db, tag_db, airflow_db, nightly_dag, tmp_path, monkeypatch, capfd, caplog) -> None:  # type: ignore[no-untyped-def]
     generate(db.url, rows=80, seed=11, as_of=TODAY, schema=db.schema)
     engine = db.engine()
     before = snapshot(engine)
@@ -157,6 +157,13 @@ def test_nightly_dag_enforces_exactly_the_policy(db, tag_db, airflow_db, nightly
     for row in before["customers"].values():
         assert row["contact_email"] not in text and row["contact_phone"] not in text
 
+    # Nor in the task logs.
+    captured = capfd.readouterr()
+    logs = captured.out + captured.err + caplog.text
+    assert "scanned newsletter_subscribers" in logs  # the task logs were captured
+    for row in before["newsletter_subscribers"].values():
+        assert row["email"] not in logs and row["name"] not in logs
+
     # A re-run of the same night changes nothing more and still passes.
     dr2 = run_nightly(nightly_dag, db, tag_db, tmp_path / "reports2", monkeypatch)
     assert str(dr2.state) == "success"
@@ -174,3 +181,28 @@ def test_dry_run_plans_without_writing(db, tag_db, airflow_db, nightly_dag, tmp_
     assert report["dry_run"] is True and report["validation"]["after"] is None
     planned = sum(s["planned"]["records_to_erase"] for s in report["sources"])
     assert planned == sum(1 for t, rows in before.items() for r in rows.values() if expected_row(t, r) is None)
+
+
+def test_malformed_catalog_fails_before_anything_is_touched(db, tag_db, airflow_db, nightly_dag, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    catalog = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "catalog.yaml").read_text())
+    catalog["sources"]["newsletter_subscribers"]["lawful_basis"] = "legitimate_interest"  # the policy says consent only
+    broken = tmp_path / "catalog.yaml"
+    broken.write_text(yaml.safe_dump(catalog))
+    monkeypatch.setenv("LIFECYCLE_CATALOG", str(broken))
+    generate(db.url, rows=20, seed=2, as_of=TODAY, schema=db.schema)
+    engine = db.engine()
+    before = snapshot(engine)
+    dr = run_nightly(nightly_dag, db, tag_db, tmp_path / "reports", monkeypatch)
+    assert str(dr.state) == "failed"
+    tis = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+    assert tis["load_catalog"] == "failed" and tis.get("scan_and_tag") in ("upstream_failed", "None", None)
+    assert snapshot(engine) == before
+    from sqlalchemy import func
+
+    from lifecycle.tables import record_tag
+
+    tags = tag_db.tag_store()
+    with tags.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(record_tag)).scalar_one() == 0
