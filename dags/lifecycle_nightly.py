@@ -5,7 +5,9 @@ Every night (02:00 Europe/Stockholm) the pipeline enforces the privacy policy on
 in the catalog:
 
 1. **scan and tag** each source (one mapped task per source): category, activity, lawful basis,
-   role, retention clock and deadline of every record, into the tag store;
+   role, retention clock and deadline of every record, and the keyed hashes of every identifier
+   in it (free text included), into the tag store; incremental where the catalog gives a
+   change signal, in full when the catalog, policy or detectors changed or on request;
 2. **validate** the tag store with Great Expectations: every record has an allowed lawful
    basis, no record is past its deadline;
 3. **plan** what to erase, anonymise or restrict, stored before anything is touched;
@@ -44,6 +46,10 @@ NIGHTLY_REPORT = Asset("lifecycle://reports/nightly")
             False, type="boolean", title="Confirm a large plan",
             description="Allow enforcement when a plan would erase or anonymise more than the source's "
                         "max_destroy_share. Review the dry-run report first.",
+        ),
+        "full_rescan": Param(
+            False, type="boolean", title="Full rescan",
+            description="Scan every record, not only what changed since the last night.",
         ),
         "sources": Param(
             [], type="array", items={"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,99}$"},

@@ -20,7 +20,7 @@ from lifecycle.policy import LawfulBasis, Policy
 
 Action = Literal["erase", "anonymise", "restrict"]
 AnonymiseStrategy = Literal["null", "redact", "email_domain", "keep"]
-SubjectKind = Literal["email", "phone", "personnummer", "name", "company"]
+SubjectKind = Literal["email", "phone", "personnummer", "org_number", "name", "company"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MONTH_DAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
@@ -39,6 +39,8 @@ class _Frozen(BaseModel):
 class ColumnSpec(_Frozen):
     category: str
     anonymise: AnonymiseStrategy = "null"
+    # Free text may hold anyone's identifiers: it is searched by the detectors.
+    free_text: bool = False
 
 
 class BasisFromColumn(_Frozen):
@@ -54,11 +56,35 @@ class SubjectSpec(_Frozen):
     email: str | None = None
     phone: str | None = None
     personnummer: str | None = None
+    org_number: str | None = None
     name: str | None = None
     company: str | None = None
 
     def columns(self) -> dict[SubjectKind, str]:
         return {kind: col for kind, col in self.model_dump().items() if col}
+
+
+class ChangeTracking(_Frozen):
+    """How to find what changed since the last scan.
+
+    ``column``: an updated-at timestamp (or date) set on every insert and update;
+    ``monotonic_key``: a key that only grows, which sees inserts but not updates.
+    """
+
+    column: str | None = None
+    monotonic_key: str | None = None
+
+    _check = field_validator("column", "monotonic_key")(lambda v: v if v is None else _identifier(v))
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ChangeTracking:
+        if (self.column is None) == (self.monotonic_key is None):
+            raise ValueError("give exactly one of column or monotonic_key")
+        return self
+
+    @property
+    def tracking_column(self) -> str:
+        return self.column or self.monotonic_key or ""
 
 
 class Defaults(_Frozen):
@@ -82,6 +108,9 @@ class Source(_Frozen):
     controller_column: str | None = None
     subject: SubjectSpec = SubjectSpec()
     on_expiry: Action
+    # Columns known to hold no personal data; any other column in the table is schema drift.
+    not_personal: tuple[str, ...] = ()
+    change_tracking: ChangeTracking | None = None
     batch_size: int = Field(1000, ge=1, le=50_000)
     max_destroy_share: float = Field(0.5, gt=0, le=1)
     # Below this many records a share is noise (1 of 1 is 100 %): no confirmation needed.
@@ -99,6 +128,13 @@ class Source(_Frozen):
             for column in value:
                 _identifier(column)
             return {c: {"category": v} if isinstance(v, str) else v for c, v in value.items()}
+        return value
+
+    @field_validator("not_personal")
+    @classmethod
+    def _plain_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for column in value:
+            _identifier(column)
         return value
 
     @field_validator("fiscal_year_end")
@@ -131,7 +167,17 @@ class Source(_Frozen):
         extra += [spec.column for spec in [self.lawful_basis, *self.category_bases.values()] if isinstance(spec, BasisFromColumn)]
         if self.controller_column:
             extra.append(self.controller_column)
+        if self.change_tracking:
+            extra.append(self.change_tracking.tracking_column)
         return list(dict.fromkeys([self.primary_key, *self.columns, *extra]))
+
+    def known_columns(self) -> set[str]:
+        """Every column the catalog accounts for: anything else in the table is drift."""
+        return set(self.referenced_columns()) | set(self.not_personal)
+
+    @property
+    def free_text_columns(self) -> list[str]:
+        return [c for c, spec in self.columns.items() if spec.free_text]
 
 
 class Catalog(_Frozen):
@@ -196,9 +242,3 @@ def check_against_policy(source: Source, policy: Policy, file: str) -> None:
     if activity.role == "controller" and source.controller_column:
         raise CatalogError(file, f"{key}.controller_column", f"activity {source.activity!r} is controller-role; remove controller_column")
 
-
-def check_against_table(source: Source, table_columns: set[str], file: str = "catalog") -> None:
-    """Every catalogued column must exist in the real table; raises before anything is written."""
-    for column in source.referenced_columns():
-        if column not in table_columns:
-            raise CatalogError(file, f"sources.{source.name}", f"column {column!r} does not exist in table {source.table!r}")

@@ -43,13 +43,18 @@ CHUNK = 5000
 BASES = ("consent", "contract", "legitimate_interest")
 PROCESSOR_CUSTOMERS = ("kund-nordisk-handel", "kund-fastighetsbyran")
 UNKNOWN_CUSTOMER = "kund-okand"
+# Sources without an updated_at change signal, as some real ones are.
+NO_UPDATED_AT = ("website_visits", "job_applications")
 
 
 def build_tables(metadata: MetaData) -> dict[str, Table]:
-    def t(name: str, *cols: Column) -> Table:
-        return Table(name, metadata, Column("id", Integer, primary_key=True), *cols)
-
     s = String(200)
+
+    def t(name: str, *cols: Column) -> Table:
+        # Every table has an id; those with a change signal also an indexed updated_at.
+        extra = () if name in NO_UPDATED_AT else (Column("updated_at", DateTime, index=True),)
+        return Table(name, metadata, Column("id", Integer, primary_key=True), *cols, *extra)
+
     return {
         "contact_form_submissions": t(
             "contact_form_submissions", Column("submitted_at", DateTime), Column("last_interaction_at", Date),
@@ -403,10 +408,19 @@ def volumes(rows: int) -> dict[str, tuple[int, RowMaker]]:
     }
 
 
-def _chunks(maker: RowMaker, count: int, rng: random.Random, world: World, as_of: date) -> Iterator[list[dict[str, Any]]]:
+def _updated_at(row: dict[str, Any]) -> datetime:
+    """The last change of a generated row: its latest date or timestamp."""
+    moments = [v if isinstance(v, datetime) else datetime.combine(v, time(12)) for v in row.values() if isinstance(v, date)]
+    return max(moments)
+
+
+def _chunks(maker: RowMaker, count: int, rng: random.Random, world: World, as_of: date, tracked: bool) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     for i in range(1, count + 1):
-        batch.append(maker(i, rng, world, as_of))
+        row = maker(i, rng, world, as_of)
+        if tracked:
+            row["updated_at"] = _updated_at(row)
+        batch.append(row)
         if len(batch) == CHUNK:
             yield batch
             batch = []
@@ -432,7 +446,7 @@ def generate(
     written = {}
     with engine.begin() as conn:
         for name, (count, maker) in plan.items():
-            for chunk in _chunks(maker, count, rng, world, as_of):
+            for chunk in _chunks(maker, count, rng, world, as_of, name not in NO_UPDATED_AT):
                 conn.execute(tables[name].insert(), chunk)
                 bar(len(chunk))
             written[name] = count

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, delete, func, select, update
 
 from lifecycle.catalog import Source
 from lifecycle.sqlfiles import statement
-from lifecycle.tables import plan_item, record_tag, run
+from lifecycle.tables import plan_item, record_tag, run, schema_finding
 
 
 @dataclass
@@ -52,13 +52,23 @@ def build_plan(engine: Engine, sources: list[Source], run_id: str, logical_date:
     """Insert the plan for every source in one transaction, unless this run already has one."""
     if plan_exists(engine, run_id):
         return
+    blocked = blocked_sources(engine)
     with engine.begin() as conn:
         conn.execute(delete(plan_item).where(plan_item.c.run_id == run_id))
         for source in sources:
+            if source.name in blocked:
+                continue  # a catalogued column is gone: act on nothing until a person looks
             params = {"run_id": run_id, "source": source.name, "logical_date": logical_date}
             for name in ("plan_restrict_violations", "plan_expired_records", "plan_expired_fields"):
                 conn.execute(statement(engine, name), params)
         conn.execute(update(run).where(run.c.run_id == run_id).values(plan_created_at=datetime.now(timezone.utc)))
+
+
+def blocked_sources(engine: Engine) -> set[str]:
+    """Sources whose last scan found a catalogued column missing (schema drift)."""
+    with engine.connect() as conn:
+        return set(conn.execute(
+            select(schema_finding.c.source).where(schema_finding.c.finding == "missing_column")).scalars())
 
 
 def plan_exists(engine: Engine, run_id: str) -> bool:

@@ -45,6 +45,11 @@ def build_report(
             {
                 "source": e["source"],
                 "records_scanned": scan.get("records", 0),
+                "scan_mode": scan.get("mode", "full"),
+                "full_scan_reason": scan.get("full_reason", ""),
+                "deleted_since_last_scan": scan.get("deleted", 0),
+                "identifiers_in_free_text": scan.get("free_text_refs", 0),
+                "schema_findings": scan.get("schema_findings", []),
                 "tags": scan.get("tags", 0),
                 "violations_found": scan.get("violations", 0),
                 "planned": {k: plan[k] for k in (

@@ -1,12 +1,17 @@
-"""Scan a source and tag every record: category, activity, lawful basis, role, deadline.
+"""Scan a source and tag every record: category, activity, lawful basis, role, deadline, and
+the keyed hashes of every identifier it holds, in structured columns and in free text.
 
-Rows are streamed from the source in chunks and tagged in Python (the keyed hash of subject
-identifiers needs the secret, which never goes into SQL); tags are upserted into the tag
-store in bulk. A tag whose record was already anonymised or restricted keeps that status.
+Nightly scans are incremental where the catalog gives a change signal (an updated-at column
+or a monotonic key): only rows past the watermark are read, and records deleted since the last
+scan are found by comparing counts (and, only when they differ, keys). A change of catalog,
+policy or detectors (the fingerprint) or a request forces a full rescan. Rows are streamed in
+chunks and tagged in Python, since the keyed hash needs the secret, which never goes into SQL.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -14,29 +19,41 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, column, delete, func, inspect, or_, select, table
+from sqlalchemy import Engine, MetaData, Table, and_, case, column, delete, func, insert, inspect, or_, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 
-from lifecycle.catalog import BasisFromColumn, Source, check_against_table
+from lifecycle import detect
+from lifecycle.catalog import BasisFromColumn, Source
 from lifecycle.errors import CatalogError
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.policy import Policy
 from lifecycle.retention import compute_deadline
-from lifecycle.tables import record_tag, subject_ref
+from lifecycle.tables import key_stage, record_tag, schema_finding, subject_ref, watermark
 
 log = logging.getLogger(__name__)
 
 KEPT_STATUSES = ("anonymised", "restricted")
 CHUNK_ROWS = 5000
+KEY_BATCH = 500
+# Detector kinds to subject-index kinds; URLs identify a site, not a person.
+FREE_TEXT_KINDS = {
+    "email": "email", "phone": "phone", "personnummer": "personnummer", "samordningsnummer": "personnummer",
+    "org_number": "org_number", "ipv4": "ip", "ipv6": "ip",
+}
 
 
 @dataclass
 class ScanStats:
     source: str
+    mode: str = "full"  # full | incremental | blocked
+    full_reason: str = ""
     records: int = 0
     tags: int = 0
     violations: int = 0
     subject_refs: int = 0
+    free_text_refs: int = 0
+    deleted: int = 0
+    schema_findings: list[dict[str, str]] = field(default_factory=list)
     by_category_basis: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -54,16 +71,36 @@ def _as_date(value: object) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
+def _upsert(engine: Engine):  # type: ignore[no-untyped-def]
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
+# -- schema drift -------------------------------------------------------------------------
+
+
 def table_columns(engine: Engine, table_name: str) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in inspect(engine).get_columns(table_name)}
 
 
-def check_source_table(source: Source, engine: Engine, file: str = "catalog") -> None:
-    """The catalog agrees with the real table; raises before anything is read or written."""
-    if not inspect(engine).has_table(source.table):
-        raise CatalogError(file, f"sources.{source.name}.table", f"table {source.table!r} does not exist in its database")
-    columns = table_columns(engine, source.table)
-    check_against_table(source, set(columns), file)
+def schema_drift(source: Source, columns: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """Columns the catalog does not account for (untagged data) and catalogued ones that are gone."""
+    present = set(columns)
+    findings = [{"column": c, "finding": "untagged_column"} for c in sorted(present - source.known_columns())]
+    findings += [{"column": c, "finding": "missing_column"} for c in source.referenced_columns() if c not in present]
+    return findings
+
+
+def _record_findings(tag_engine: Engine, source: Source, findings: list[dict[str, str]], run_id: str) -> None:
+    with tag_engine.begin() as conn:
+        conn.execute(delete(schema_finding).where(schema_finding.c.source == source.name))
+        if findings:
+            conn.execute(insert(schema_finding), [
+                {"source": source.name, "column_name": f["column"], "finding": f["finding"], "run_id": run_id}
+                for f in findings
+            ])
+
+
+def _check_anonymisable(source: Source, columns: dict[str, dict[str, Any]], file: str) -> None:
     for name, spec in source.columns.items():
         if spec.anonymise == "null" and not columns[name].get("nullable", True):
             raise CatalogError(
@@ -72,16 +109,19 @@ def check_source_table(source: Source, engine: Engine, file: str = "catalog") ->
             )
 
 
+# -- tagging -------------------------------------------------------------------------------
+
+
 class Tagger:
     """Turns one source row into tag rows and subject references."""
 
     def __init__(self, source: Source, policy: Policy, hasher: SubjectHasher, run_id: str, reference_year: int):
         self.source, self.policy, self.hasher, self.run_id = source, policy, hasher, run_id
         self.reference_year = reference_year
-        activity = policy.activities[source.activity]
-        self.role = activity.role
+        self.activity = policy.activities[source.activity]
         self.categories = source.categories
         self.subject_columns = source.subject.columns()
+        self.free_text_columns = source.free_text_columns
 
     def basis_of(self, category: str, row: dict[str, Any]) -> str | None:
         spec = self.source.basis_spec(category)
@@ -95,50 +135,38 @@ class Tagger:
         key = str(row[source.primary_key])
         controller = self._controller(row)
         clock = _as_date(row[source.retention_clock])
-        refs = self._subject_refs(key, row)
+        refs = self._structured_refs(key, row)
+        refs += self._free_text_refs(key, row, refs)
         ref_text = ",".join(sorted({r["subject_hash"] for r in refs})) or None
-        activity_def = self.policy.activities[source.activity]
         tags = []
         for category in self.categories:
             basis = self.basis_of(category, row)
             outcome = compute_deadline(
-                self.policy,
-                activity=source.activity,
-                basis=basis,
-                clock=clock,
-                controller=controller,
+                self.policy, activity=source.activity, basis=basis, clock=clock, controller=controller,
                 fiscal_year_end_md=source.fiscal_year_end,
             )
             violation = outcome.violation
-            if violation is None and basis not in activity_def.categories[category]:
+            if violation is None and basis not in self.activity.categories[category]:
                 violation = "basis_not_allowed"
-            tags.append(
-                {
-                    "source": source.name,
-                    "record_key": key,
-                    "category": category,
-                    "activity": source.activity,
-                    "lawful_basis": basis,
-                    "role": self.role,
-                    "controller": controller,
-                    "clock_value": clock,
-                    "deadline": outcome.deadline,
-                    "on_expiry": source.on_expiry,
-                    "status": "violation" if violation else "active",
-                    "violation": violation,
-                    "subject_refs": ref_text,
-                    "run_id": self.run_id,
-                }
-            )
+            tags.append({
+                "source": source.name, "record_key": key, "category": category, "activity": source.activity,
+                "lawful_basis": basis, "role": self.activity.role, "controller": controller, "clock_value": clock,
+                "deadline": outcome.deadline, "on_expiry": source.on_expiry,
+                "status": "violation" if violation else "active", "violation": violation,
+                "subject_refs": ref_text, "run_id": self.run_id,
+            })
         return tags, refs
 
     def _controller(self, row: dict[str, Any]) -> str:
-        if self.role == "controller":
+        if self.activity.role == "controller":
             return "self"
         value = row.get(self.source.controller_column or "")
         return str(value) if value not in (None, "") else "unknown"
 
-    def _subject_refs(self, key: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    def _ref(self, subject_hash: str, key: str, field_: str, kind: str) -> dict[str, Any]:
+        return {"subject_hash": subject_hash, "source": self.source.name, "record_key": key, "field": field_, "kind": kind}
+
+    def _structured_refs(self, key: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         refs = []
         for kind, col in self.subject_columns.items():
             value = row.get(col)
@@ -149,28 +177,92 @@ class Tagger:
                 value = f"{value}|{row.get(self.subject_columns['company']) or ''}" if value else None
             ref = self.hasher.reference(kind, value, self.reference_year)
             if ref:
-                refs.append({"subject_hash": ref, "source": self.source.name, "record_key": key, "field": col, "kind": kind})
+                refs.append(self._ref(ref, key, col, kind))
+        return refs
+
+    def _free_text_refs(self, key: str, row: dict[str, Any], structured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        refs = []
+        for col in self.free_text_columns:
+            text = row.get(col)
+            if not text:
+                continue
+            for finding in detect.find_identifiers(str(text), reference_year=self.reference_year):
+                kind = FREE_TEXT_KINDS.get(finding.kind)
+                if kind:
+                    refs.append(self._ref(self.hasher.hash(kind, finding.normalised), key, col, kind))
+            # The one reliable name signal: the name this record holds in a structured column.
+            name_col = self.subject_columns.get("name")
+            name = row.get(name_col) if name_col else None
+            if name and len(str(name)) > 3 and str(name) in str(text):
+                name_ref = next((r for r in structured if r["field"] == name_col), None)
+                if name_ref:
+                    refs.append(self._ref(name_ref["subject_hash"], key, col, name_ref["kind"]))
         return refs
 
 
-def _upsert(engine: Engine):  # type: ignore[no-untyped-def]
-    return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)
+# -- reading the source --------------------------------------------------------------------
+
+
+def _select(source: Source, engine: Engine, since: Any = None):  # type: ignore[no-untyped-def]
+    # The reflected table gives typed values (SQLite hands back dates as text otherwise).
+    reflected = Table(source.table, MetaData(), autoload_with=engine)
+    query = select(*[reflected.c[c] for c in source.referenced_columns()])
+    if since is not None and source.change_tracking:
+        query = query.where(reflected.c[source.change_tracking.tracking_column] >= since)
+    return query
+
+
+def stream_rows(engine: Engine, query, chunk_rows: int = CHUNK_ROWS) -> Iterator[list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
+        for chunk in result.mappings().partitions(chunk_rows):
+            yield [dict(r) for r in chunk]
+
+
+def _count(engine: Engine, query) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+
+
+def fingerprint(source: Source, policy: Policy) -> str:
+    """What the tags of a source depend on: its catalog entry, the policy and the detectors."""
+    blob = json.dumps([source.model_dump(mode="json"), policy.model_dump(mode="json"), detect.VERSION], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _watermark_value(raw: str | None, sample_type: Any) -> Any:
+    if raw is None:
+        return None
+    if sample_type is int:
+        return int(raw)
+    if sample_type is datetime:
+        return datetime.fromisoformat(raw)
+    if sample_type is date:
+        return date.fromisoformat(raw)
+    return raw
+
+
+def _python_type(columns: dict[str, dict[str, Any]], name: str) -> Any:
+    try:
+        return columns[name]["type"].python_type
+    except (KeyError, NotImplementedError):
+        return str
+
+
+# -- writing the tag store -----------------------------------------------------------------
 
 
 def _write_tags(conn, engine: Engine, tags: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
-    insert = _upsert(engine)(record_tag)
+    stmt = _upsert(engine)(record_tag)
     # No IN (...) here: expanding parameters cannot be used with executemany.
     kept = or_(*(record_tag.c.status == s for s in KEPT_STATUSES))
     updates = {
-        name: case((kept, record_tag.c[name]), else_=insert.excluded[name])
+        name: case((kept, record_tag.c[name]), else_=stmt.excluded[name])
         for name in record_tag.c.keys()
         if name not in ("source", "record_key", "category", "run_id")
     }
-    updates["run_id"] = insert.excluded.run_id  # always: marks the record as still present
-    conn.execute(
-        insert.on_conflict_do_update(index_elements=["source", "record_key", "category"], set_=updates),
-        tags,
-    )
+    updates["run_id"] = stmt.excluded.run_id  # always: marks the record as still present
+    conn.execute(stmt.on_conflict_do_update(index_elements=["source", "record_key", "category"], set_=updates), tags)
 
 
 def _write_refs(conn, engine: Engine, refs: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
@@ -178,18 +270,41 @@ def _write_refs(conn, engine: Engine, refs: list[dict[str, Any]]) -> None:  # ty
         conn.execute(_upsert(engine)(subject_ref).on_conflict_do_nothing(), refs)
 
 
-def stream_rows(engine: Engine, source: Source, chunk_rows: int = CHUNK_ROWS) -> Iterator[list[dict[str, Any]]]:
-    cols = source.referenced_columns()
-    query = select(*[column(c) for c in cols]).select_from(table(source.table))
-    with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
-        for chunk in result.mappings().partitions(chunk_rows):
-            yield [dict(r) for r in chunk]
+def _forget_refs(conn, source: Source, keys: list[str]) -> None:  # type: ignore[no-untyped-def]
+    for i in range(0, len(keys), KEY_BATCH):
+        conn.execute(delete(subject_ref).where(
+            subject_ref.c.source == source.name, subject_ref.c.record_key.in_(keys[i:i + KEY_BATCH])))
 
 
-def count_rows(engine: Engine, source: Source) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table(source.table))).scalar_one())
+def _reconcile_deletions(source: Source, source_engine: Engine, tag_engine: Engine) -> int:
+    """Drop tags and references of records no longer in the source.
+
+    The count comparison is cheap; the key comparison runs only when counts differ."""
+    with source_engine.connect() as conn:
+        in_source = conn.execute(select(func.count()).select_from(table(source.table))).scalar_one()
+    with tag_engine.connect() as conn:
+        tagged = conn.execute(select(func.count(func.distinct(record_tag.c.record_key)))
+                              .where(record_tag.c.source == source.name)).scalar_one()
+    if in_source == tagged:
+        return 0
+    keys_query = select(column(source.primary_key)).select_from(table(source.table))
+    with tag_engine.begin() as tconn:
+        tconn.execute(delete(key_stage).where(key_stage.c.source == source.name))
+        with source_engine.connect() as sconn:
+            result = sconn.execution_options(stream_results=True, yield_per=50_000).execute(keys_query)
+            for chunk in result.scalars().partitions(50_000):
+                tconn.execute(insert(key_stage), [{"source": source.name, "record_key": str(k)} for k in chunk])
+        gone = ~select(key_stage.c.record_key).where(
+            key_stage.c.source == source.name, key_stage.c.record_key == record_tag.c.record_key).exists()
+        deleted = tconn.execute(delete(record_tag).where(record_tag.c.source == source.name, gone)).rowcount
+        gone_refs = ~select(key_stage.c.record_key).where(
+            key_stage.c.source == source.name, key_stage.c.record_key == subject_ref.c.record_key).exists()
+        tconn.execute(delete(subject_ref).where(subject_ref.c.source == source.name, gone_refs))
+        tconn.execute(delete(key_stage).where(key_stage.c.source == source.name))
+    return int(deleted)
+
+
+# -- the scan ------------------------------------------------------------------------------
 
 
 def scan_source(
@@ -201,38 +316,101 @@ def scan_source(
     hasher: SubjectHasher,
     run_id: str,
     logical_date: date,
+    full_rescan: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    catalog_file: str = "catalog",
 ) -> ScanStats:
-    """Full scan of one source into the tag store. Records gone from the source lose their tags."""
+    """Scan one source into the tag store, incrementally where it can."""
     started = time.monotonic()
-    check_source_table(source, source_engine)
     stats = ScanStats(source=source.name)
+    if not inspect(source_engine).has_table(source.table):
+        raise CatalogError(catalog_file, f"sources.{source.name}.table",
+                           f"table {source.table!r} does not exist in its database")
+    columns = table_columns(source_engine, source.table)
+    stats.schema_findings = schema_drift(source, columns)
+    _record_findings(tag_engine, source, stats.schema_findings, run_id)
+    if any(f["finding"] == "missing_column" for f in stats.schema_findings):
+        # Tagging without a catalogued column could decide wrongly: leave the tags as they are.
+        stats.mode = "blocked"
+        stats.seconds = round(time.monotonic() - started, 3)
+        return stats
+    _check_anonymisable(source, columns, catalog_file)
+
+    print_ = fingerprint(source, policy)
+    with tag_engine.connect() as conn:
+        mark = conn.execute(select(watermark).where(watermark.c.source == source.name)).mappings().first()
+    tracking = source.change_tracking.tracking_column if source.change_tracking else None
+    since = None
+    if full_rescan:
+        stats.full_reason = "requested"
+    elif tracking is None:
+        stats.full_reason = "no change signal in the catalog"
+    elif mark is None or mark["value"] is None:
+        stats.full_reason = "first scan"
+    elif mark["fingerprint"] != print_:
+        stats.full_reason = "catalog, policy or detectors changed"
+    else:
+        stats.mode = "incremental"
+        since = _watermark_value(mark["value"], _python_type(columns, tracking))
+
+    if stats.mode == "full":
+        # Until this scan completes, the next one must be full as well.
+        with tag_engine.begin() as conn:
+            conn.execute(delete(watermark).where(watermark.c.source == source.name))
+            conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name))
+
     tagger = Tagger(source, policy, hasher, run_id, logical_date.year)
-    total = count_rows(source_engine, source)
-    with tag_engine.begin() as tconn:
-        tconn.execute(delete(subject_ref).where(subject_ref.c.source == source.name))
-        for rows in stream_rows(source_engine, source):
-            tags: list[dict[str, Any]] = []
-            refs: list[dict[str, Any]] = []
-            for row in rows:
-                row_tags, row_refs = tagger.tag(row)
-                tags.extend(row_tags)
-                refs.extend(row_refs)
-            _write_tags(tconn, tag_engine, tags)
-            _write_refs(tconn, tag_engine, refs)
-            stats.records += len(rows)
-            stats.tags += len(tags)
-            stats.subject_refs += len(refs)
-            for t in tags:
-                if t["status"] == "violation":
-                    stats.violations += 1
-                label = f"{t['category']}:{t['lawful_basis'] or '(none)'}"
-                stats.by_category_basis[label] = stats.by_category_basis.get(label, 0) + 1
-            if progress:
-                progress(stats.records, total)
-        # Records deleted from the source since the last scan.
-        tconn.execute(
-            delete(record_tag).where(and_(record_tag.c.source == source.name, record_tag.c.run_id != run_id))
-        )
+    query = _select(source, source_engine, since)
+    total = _count(source_engine, query) if progress else 0
+    highest = since
+    for rows in stream_rows(source_engine, query):
+        tags: list[dict[str, Any]] = []
+        refs: list[dict[str, Any]] = []
+        for row in rows:
+            row_tags, row_refs = tagger.tag(row)
+            tags.extend(row_tags)
+            refs.extend(row_refs)
+            if tracking and row[tracking] is not None and (highest is None or row[tracking] > highest):
+                highest = row[tracking]
+        with tag_engine.begin() as conn:
+            if stats.mode == "incremental":
+                _forget_refs(conn, source, [str(r[source.primary_key]) for r in rows])
+            _write_tags(conn, tag_engine, tags)
+            _write_refs(conn, tag_engine, refs)
+        _count_into(stats, rows, tags, refs, source)
+        if progress:
+            progress(stats.records, total)
+
+    if stats.mode == "full":
+        with tag_engine.begin() as conn:  # records deleted from the source since the last scan
+            stats.deleted = conn.execute(delete(record_tag).where(
+                and_(record_tag.c.source == source.name, record_tag.c.run_id != run_id))).rowcount
+    else:
+        stats.deleted = _reconcile_deletions(source, source_engine, tag_engine)
+    _save_watermark(tag_engine, source, tracking, highest, print_, run_id)
     stats.seconds = round(time.monotonic() - started, 3)
     return stats
+
+
+def _count_into(stats: ScanStats, rows: list[dict[str, Any]], tags: list[dict[str, Any]],
+                refs: list[dict[str, Any]], source: Source) -> None:
+    stats.records += len(rows)
+    stats.tags += len(tags)
+    stats.subject_refs += len(refs)
+    free = set(source.free_text_columns)
+    stats.free_text_refs += sum(1 for r in refs if r["field"] in free)
+    for t in tags:
+        if t["status"] == "violation":
+            stats.violations += 1
+        label = f"{t['category']}:{t['lawful_basis'] or '(none)'}"
+        stats.by_category_basis[label] = stats.by_category_basis.get(label, 0) + 1
+
+
+def _save_watermark(tag_engine: Engine, source: Source, tracking: str | None, highest: Any,
+                    print_: str, run_id: str) -> None:
+    value = None if highest is None else (highest.isoformat() if isinstance(highest, (date, datetime)) else str(highest))
+    with tag_engine.begin() as conn:
+        conn.execute(delete(watermark).where(watermark.c.source == source.name))
+        conn.execute(insert(watermark).values(
+            source=source.name, tracking_column=tracking or "", value=value, fingerprint=print_, run_id=run_id))
+

@@ -102,3 +102,34 @@ journal = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
 )
+
+# Where the last scan of a source stopped, and under which catalog/policy/detectors: a change
+# of fingerprint forces a full rescan, since old tags may be wrong under the new rules.
+watermark = Table(
+    "lc_watermark",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("tracking_column", String(100), nullable=False),
+    Column("value", String(100)),
+    Column("fingerprint", String(64), nullable=False),
+    Column("run_id", String(250), nullable=False),
+)
+
+# Columns in a source that the catalog does not account for, or catalogued columns that are
+# gone: reported as untagged data, and a validation failure for that source.
+schema_finding = Table(
+    "lc_schema_finding",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("column_name", String(100), primary_key=True),
+    Column("finding", String(30), nullable=False),  # untagged_column | missing_column
+    Column("run_id", String(250), nullable=False),
+)
+
+# Keys present in a source, staged to find records deleted since the last scan.
+key_stage = Table(
+    "lc_key_stage",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("record_key", String(200), primary_key=True),
+)

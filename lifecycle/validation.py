@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 log = logging.getLogger(__name__)
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage statistics leave the machine
 
+SCHEMA_FINDINGS_QUERY = "SELECT source, column_name, finding FROM lc_schema_finding"
 PROCESSED_RECORDS_QUERY = (
     "SELECT source, record_key, category, activity, lawful_basis, deadline, status, "
     "activity || ':' || category || ':' || COALESCE(lawful_basis, '') AS purpose "
@@ -62,11 +63,11 @@ def validate_tag_store(
     stage: str,
     logical_date: date,
     allowed_purposes: Sequence[str],
-    suite_path: Path,
+    suite_dir: Path,
 ) -> ValidationResult:
+    """Run the tag-store suite over the processed records and the drift suite over the
+    schema findings; one result with every expectation's outcome."""
     import great_expectations as gx  # heavy: imported only when validation runs
-
-    suite_doc = json.loads(suite_path.read_text(encoding="utf-8"))
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -74,17 +75,26 @@ def validate_tag_store(
     name = f"tagstore_{uuid.uuid4().hex[:8]}"
     # The URL carries the PostgreSQL search_path (lifecycle.db.make_engine puts it there).
     datasource = context.data_sources.add_sql(name=name, connection_string=engine.url.render_as_string(hide_password=False))
-    asset = datasource.add_query_asset(name="processed_records", query=PROCESSED_RECORDS_QUERY)
-    batch = asset.add_batch_definition_whole_table("all")
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_doc["name"], expectations=suite_doc["expectations"]))
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-    result = definition.run(
-        expectation_parameters={"logical_date": logical_date.isoformat(), "allowed_purposes": list(allowed_purposes)},
-        result_format="SUMMARY",
-    )
-    outcomes = tuple(_outcome(r) for r in result.results)
-    evaluated = max((o.element_count for o in outcomes), default=0)
-    return ValidationResult(stage=stage, success=bool(result.success), evaluated_records=evaluated, outcomes=outcomes)
+    parameters = {"logical_date": logical_date.isoformat(), "allowed_purposes": list(allowed_purposes)}
+    outcomes: list[ExpectationOutcome] = []
+    success = True
+    evaluated = 0
+    for suite_file, asset_name, query in (
+        ("tag_store.json", "processed_records", PROCESSED_RECORDS_QUERY),
+        ("schema_drift.json", "schema_findings", SCHEMA_FINDINGS_QUERY),
+    ):
+        suite_doc = json.loads((suite_dir / suite_file).read_text(encoding="utf-8"))
+        batch = datasource.add_query_asset(name=asset_name, query=query).add_batch_definition_whole_table("all")
+        suite = context.suites.add(gx.ExpectationSuite(name=suite_doc["name"], expectations=suite_doc["expectations"]))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{name}_{asset_name}", data=batch, suite=suite))
+        result = definition.run(expectation_parameters=parameters, result_format="SUMMARY")
+        success = success and bool(result.success)
+        suite_outcomes = [_outcome(r) for r in result.results]
+        outcomes += suite_outcomes
+        if asset_name == "processed_records":
+            evaluated = max((o.element_count for o in suite_outcomes), default=0)
+    return ValidationResult(stage=stage, success=success, evaluated_records=evaluated, outcomes=tuple(outcomes))
 
 
 def _outcome(r: Any) -> ExpectationOutcome:
@@ -96,5 +106,6 @@ def _outcome(r: Any) -> ExpectationOutcome:
         description=str((config.meta or {}).get("description", config.type)),
         success=bool(r.success),
         element_count=int(summary.get("element_count") or 0),
-        unexpected_count=int(summary.get("unexpected_count") or 0),
+        # A row-count expectation reports the rows it saw: here every row is a finding.
+        unexpected_count=int(summary.get("unexpected_count") or summary.get("observed_value") or 0),
     )

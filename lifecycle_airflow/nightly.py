@@ -56,10 +56,16 @@ def scan(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
         hasher=runtime.hasher(),
         run_id=context["run_id"],
         logical_date=runtime.logical_date(context),
+        full_rescan=bool(context["params"].get("full_rescan")),
         progress=progress_logger(f"scan {source.name}"),
+        catalog_file=str(runtime.settings().catalog_path),
     )
-    log.info("scanned %s: %d records, %d tags, %d violations in %.2fs",
-             source.name, stats.records, stats.tags, stats.violations, stats.seconds)
+    log.info("scanned %s (%s%s): %d records read, %d tags, %d violations, %d identifiers in free text, "
+             "%d deleted records dropped, in %.2fs", source.name, stats.mode,
+             f": {stats.full_reason}" if stats.full_reason else "", stats.records, stats.tags, stats.violations,
+             stats.free_text_refs, stats.deleted, stats.seconds)
+    for finding in stats.schema_findings:
+        log.warning("schema drift in %s: %s %s", source.name, finding["finding"], finding["column"])
     return stats.to_dict()
 
 
@@ -77,7 +83,7 @@ def validate(stage: str, context: dict[str, Any]) -> dict[str, Any] | None:
         stage=stage,
         logical_date=runtime.logical_date(context),
         allowed_purposes=policy.allowed_purposes(),
-        suite_path=s.suite_dir / "tag_store.json",
+        suite_dir=s.suite_dir,
     )
     out = result.to_dict()
     out["seconds"] = round(time.monotonic() - started, 3)

@@ -33,6 +33,7 @@ def test_nightly_shape_schedule_and_params(dagbag) -> None:  # type: ignore[no-u
     assert dag.get_task("plan").downstream_task_ids == {"enforce", "report"}
     params = dag.params
     assert params["dry_run"] is False and params["confirm_large_plan"] is False and params["sources"] == []
+    assert params["full_rescan"] is False
     params.validate()
     for task in dag.tasks:
         assert task.doc_md is None or task.doc_md  # tasks documented through the DAG doc

@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Date, Integer, MetaData, String, Table, Text, func, select
+from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, func, select
 
 from lifecycle.catalog import Catalog, load_catalog
 from lifecycle.enforce import enforce_source
@@ -25,20 +25,22 @@ def _tables(md: MetaData) -> dict[str, Table]:
             "invoices", md, Column("id", Integer, primary_key=True), Column("invoice_date", Date),
             Column("buyer_company", String), Column("buyer_org_number", String), Column("buyer_address", String),
             Column("contact_name", String), Column("contact_email", String), Column("contact_phone", String),
+            Column("updated_at", DateTime),
         ),
         "newsletter_subscribers": Table(
             "newsletter_subscribers", md, Column("id", Integer, primary_key=True), Column("last_confirmed_at", Date),
-            Column("name", String), Column("email", String),
+            Column("name", String), Column("email", String), Column("updated_at", DateTime),
         ),
         "ad_audiences": Table(
             "ad_audiences", md, Column("id", Integer, primary_key=True), Column("customer_id", String),
             Column("uploaded_at", Date), Column("name", String), Column("email", String), Column("phone", String),
+            Column("updated_at", DateTime),
         ),
         "contact_form_submissions": Table(
             "contact_form_submissions", md, Column("id", Integer, primary_key=True), Column("last_interaction_at", Date),
             Column("name", String), Column("email", String), Column("ip_address", String), Column("phone", String),
             Column("company_name", String), Column("company_url", String), Column("message", Text),
-            Column("message_basis", String),
+            Column("message_basis", String), Column("updated_at", DateTime),
         ),
     }
 

@@ -10,7 +10,7 @@ import pytest
 from lifecycle.tables import record_tag
 from lifecycle.validation import validate_tag_store
 
-SUITE = Path(__file__).resolve().parents[1] / "expectations" / "tag_store.json"
+SUITES = Path(__file__).resolve().parents[1] / "expectations"
 TODAY = date(2026, 11, 25)
 ALLOWED = ["newsletter:contact_details:consent"]
 BASE = dict(source="newsletter_subscribers", category="contact_details", activity="newsletter", lawful_basis="consent",
@@ -23,7 +23,7 @@ def _validate(tag_db, rows: list[dict]):  # type: ignore[no-untyped-def]
     if rows:
         with engine.begin() as conn:
             conn.execute(record_tag.insert(), [{**BASE, "record_key": str(i), **r} for i, r in enumerate(rows)])
-    result = validate_tag_store(engine, stage="before", logical_date=TODAY, allowed_purposes=ALLOWED, suite_path=SUITE)
+    result = validate_tag_store(engine, stage="before", logical_date=TODAY, allowed_purposes=ALLOWED, suite_dir=SUITES)
     return result, {o.description: o for o in result.outcomes}
 
 
