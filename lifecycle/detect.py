@@ -40,7 +40,7 @@ _PATTERN = re.compile(
     (?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})
   | (?P<url>(?:https?://|www\.)[^\s<>"']+)
   | (?P<ipv6>(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:]))
-  | (?P<ipv4>(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d))
+  | (?P<ipv4>(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d))
   | (?P<idnum>(?<![\w+-])(?:(?:19|20|16)?\d{6}[-+]?\d{4})(?![\w-]))
   | (?P<phone>(?<![\w+])(?:\+46|0046|0)[ \-]?(?:\(0\)[ \-]?)?\d(?:[ \-]?\d){5,10}(?!\d))
     """,
@@ -147,7 +147,8 @@ def find_identifiers(text: str, *, reference_year: int = 2026) -> list[Finding]:
             number = _identity_number(raw, reference_year)
             if number and not (raw[0] == "0" and raw.isdigit() and _swedish_phone(raw)):
                 found.append(Finding(number[0], start, match.end(), number[1]))
-            elif phone := _swedish_phone(raw):  # 0701234567 is a phone, not a person born 2007
+            elif raw.isdigit() and (phone := _swedish_phone(raw)):
+                # 0701234567 is a phone; 011313-3912 is shaped as an identity number, not a phone
                 found.append(Finding("phone", start, match.end(), phone))
         elif kind == "phone":
             if prefix := _phone_prefix(raw):
