@@ -208,7 +208,8 @@ def _select(source: Source, engine: Engine, since: Any = None):  # type: ignore[
     reflected = Table(source.table, MetaData(), autoload_with=engine)
     query = select(*[reflected.c[c] for c in source.referenced_columns()])
     if since is not None and source.change_tracking:
-        query = query.where(reflected.c[source.change_tracking.tracking_column] >= since)
+        # Strictly after the watermark: writers must set updated_at when they commit.
+        query = query.where(reflected.c[source.change_tracking.tracking_column] > since)
     return query
 
 
@@ -296,12 +297,12 @@ def _reconcile_deletions(source: Source, source_engine: Engine, tag_engine: Engi
                 tconn.execute(insert(key_stage), [{"source": source.name, "record_key": str(k)} for k in chunk])
         gone = ~select(key_stage.c.record_key).where(
             key_stage.c.source == source.name, key_stage.c.record_key == record_tag.c.record_key).exists()
-        deleted = tconn.execute(delete(record_tag).where(record_tag.c.source == source.name, gone)).rowcount
+        tconn.execute(delete(record_tag).where(record_tag.c.source == source.name, gone))
         gone_refs = ~select(key_stage.c.record_key).where(
             key_stage.c.source == source.name, key_stage.c.record_key == subject_ref.c.record_key).exists()
         tconn.execute(delete(subject_ref).where(subject_ref.c.source == source.name, gone_refs))
         tconn.execute(delete(key_stage).where(key_stage.c.source == source.name))
-    return int(deleted)
+    return int(tagged - in_source)  # every new record was tagged first, so the surplus is what went
 
 
 # -- the scan ------------------------------------------------------------------------------
@@ -382,9 +383,10 @@ def scan_source(
             progress(stats.records, total)
 
     if stats.mode == "full":
+        stale = and_(record_tag.c.source == source.name, record_tag.c.run_id != run_id)
         with tag_engine.begin() as conn:  # records deleted from the source since the last scan
-            stats.deleted = conn.execute(delete(record_tag).where(
-                and_(record_tag.c.source == source.name, record_tag.c.run_id != run_id))).rowcount
+            stats.deleted = conn.execute(select(func.count(func.distinct(record_tag.c.record_key))).where(stale)).scalar_one()
+            conn.execute(delete(record_tag).where(stale))
     else:
         stats.deleted = _reconcile_deletions(source, source_engine, tag_engine)
     _save_watermark(tag_engine, source, tracking, highest, print_, run_id)
