@@ -7,7 +7,6 @@ recompute it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -70,8 +69,8 @@ class SubjectHasher:
             raise ValueError("the keyed-hash secret must be at least 16 bytes")
 
     def hash(self, kind: str, normalised: str) -> str:
-        digest = hmac.new(self.secret, f"{kind}:{normalised}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:32]
+        # hmac.digest: the one-shot C implementation, several times faster than hmac.new.
+        return hmac.digest(self.secret, f"{kind}:{normalised}".encode(), "sha256").hex()[:32]
 
     def reference(self, kind: str, value: object, reference_year: int = 2026) -> str | None:
         """The keyed hash of one raw identifier, or None when it is empty or not an identifier."""

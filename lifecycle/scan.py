@@ -71,10 +71,6 @@ def _as_date(value: object) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def _upsert(engine: Engine):  # type: ignore[no-untyped-def]
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-
-
 # -- schema drift -------------------------------------------------------------------------
 
 
@@ -122,6 +118,8 @@ class Tagger:
         self.categories = source.categories
         self.subject_columns = source.subject.columns()
         self.free_text_columns = source.free_text_columns
+        # Deadlines depend on few distinct inputs (dates repeat): compute each once.
+        self._deadlines: dict[tuple[Any, ...], Any] = {}
 
     def basis_of(self, category: str, row: dict[str, Any]) -> str | None:
         spec = self.source.basis_spec(category)
@@ -141,10 +139,13 @@ class Tagger:
         tags = []
         for category in self.categories:
             basis = self.basis_of(category, row)
-            outcome = compute_deadline(
-                self.policy, activity=source.activity, basis=basis, clock=clock, controller=controller,
-                fiscal_year_end_md=source.fiscal_year_end,
-            )
+            memo = (basis, clock, controller)
+            outcome = self._deadlines.get(memo)
+            if outcome is None:
+                outcome = self._deadlines[memo] = compute_deadline(
+                    self.policy, activity=source.activity, basis=basis, clock=clock, controller=controller,
+                    fiscal_year_end_md=source.fiscal_year_end,
+                )
             violation = outcome.violation
             if violation is None and basis not in self.activity.categories[category]:
                 violation = "basis_not_allowed"
@@ -253,8 +254,8 @@ def _python_type(columns: dict[str, dict[str, Any]], name: str) -> Any:
 # -- writing the tag store -----------------------------------------------------------------
 
 
-def _write_tags(conn, engine: Engine, tags: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
-    stmt = _upsert(engine)(record_tag)
+def _tag_upsert(stmt):  # type: ignore[no-untyped-def]
+    """Upsert of tags: a record already anonymised or restricted keeps what it has."""
     # No IN (...) here: expanding parameters cannot be used with executemany.
     kept = or_(*(record_tag.c.status == s for s in KEPT_STATUSES))
     updates = {
@@ -263,12 +264,51 @@ def _write_tags(conn, engine: Engine, tags: list[dict[str, Any]]) -> None:  # ty
         if name not in ("source", "record_key", "category", "run_id")
     }
     updates["run_id"] = stmt.excluded.run_id  # always: marks the record as still present
-    conn.execute(stmt.on_conflict_do_update(index_elements=["source", "record_key", "category"], set_=updates), tags)
+    return stmt.on_conflict_do_update(index_elements=["source", "record_key", "category"], set_=updates)
 
 
-def _write_refs(conn, engine: Engine, refs: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
-    if refs:
-        conn.execute(_upsert(engine)(subject_ref).on_conflict_do_nothing(), refs)
+def _stage(conn, target: Table, rows: list[dict[str, Any]]) -> Table:  # type: ignore[no-untyped-def]
+    """PostgreSQL: COPY rows into a temporary twin of ``target`` (an order of magnitude faster
+    than row-by-row inserts), for one set-based INSERT ... SELECT ... ON CONFLICT."""
+    stage = Table(f"{target.name}_stage", MetaData(), *(c.copy() for c in target.c), prefixes=["TEMPORARY"])
+    names = list(target.c.keys())
+    cursor = conn.connection.driver_connection.cursor()
+    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage.name} (LIKE {target.name}) ON COMMIT DELETE ROWS")
+    cursor.execute(f"TRUNCATE {stage.name}")
+    with cursor.copy(f"COPY {stage.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row.get(n) for n in names])
+    return stage
+
+
+def _write_tags(conn, engine: Engine, tags: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+    if engine.dialect.name == "postgresql":
+        stage = _stage(conn, record_tag, tags)
+        names = list(record_tag.c.keys())
+        conn.execute(_tag_upsert(postgresql.insert(record_tag).from_select(names, select(*[stage.c[n] for n in names]))))
+    else:
+        conn.execute(_tag_upsert(sqlite.insert(record_tag)), tags)
+
+
+def _write_refs(conn, engine: Engine, refs: list[dict[str, Any]], fresh: bool) -> None:  # type: ignore[no-untyped-def]
+    """``fresh``: the source's references were cleared for a full scan, so after removing
+    duplicates within the chunk they can be copied straight in."""
+    if not refs:
+        return
+    if engine.dialect.name == "postgresql" and fresh:
+        names = list(subject_ref.c.keys())
+        unique = {tuple(r[n] for n in names) for r in refs}
+        with conn.connection.driver_connection.cursor().copy(
+                f"COPY {subject_ref.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in unique:
+                copy.write_row(row)
+    elif engine.dialect.name == "postgresql":
+        stage = _stage(conn, subject_ref, refs)
+        names = list(subject_ref.c.keys())
+        conn.execute(postgresql.insert(subject_ref).from_select(names, select(*[stage.c[n] for n in names]))
+                     .on_conflict_do_nothing())
+    else:
+        conn.execute(sqlite.insert(subject_ref).on_conflict_do_nothing(), refs)
 
 
 def _forget_refs(conn, source: Source, keys: list[str]) -> None:  # type: ignore[no-untyped-def]
@@ -377,7 +417,7 @@ def scan_source(
             if stats.mode == "incremental":
                 _forget_refs(conn, source, [str(r[source.primary_key]) for r in rows])
             _write_tags(conn, tag_engine, tags)
-            _write_refs(conn, tag_engine, refs)
+            _write_refs(conn, tag_engine, refs, fresh=stats.mode == "full")
         _count_into(stats, rows, tags, refs, source)
         if progress:
             progress(stats.records, total)
