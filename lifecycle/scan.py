@@ -165,7 +165,8 @@ class Tagger:
         return str(value) if value not in (None, "") else "unknown"
 
     def _ref(self, subject_hash: str, key: str, field_: str, kind: str) -> dict[str, Any]:
-        return {"subject_hash": subject_hash, "source": self.source.name, "record_key": key, "field": field_, "kind": kind}
+        return {"subject_hash": subject_hash, "source": self.source.name, "record_key": key, "field": field_,
+                "kind": kind, "category": self.source.columns[field_].category}
 
     def _structured_refs(self, key: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         refs = []

@@ -16,6 +16,7 @@ class Location:
     record_key: str
     field: str
     kind: str
+    category: str
 
 
 def subject_hashes(hasher: SubjectHasher, identifiers: dict[str, str], reference_year: int) -> list[str]:
@@ -34,4 +35,4 @@ def locate(tag_engine: Engine, hashes: list[str]) -> list[Location]:
         return []
     stmt = statement(tag_engine, "subject_locations").bindparams(bindparam("hashes", expanding=True))
     with tag_engine.connect() as conn:
-        return [Location(r.source, r.record_key, r.field, r.kind) for r in conn.execute(stmt, {"hashes": hashes})]
+        return [Location(r.source, r.record_key, r.field, r.kind, r.category) for r in conn.execute(stmt, {"hashes": hashes})]

@@ -54,6 +54,8 @@ subject_ref = Table(
     Column("record_key", String(200), primary_key=True),
     Column("field", String(100), primary_key=True),
     Column("kind", String(20), nullable=False),
+    # The field's category; activity and lawful basis follow from the record's tags.
+    Column("category", String(60), nullable=False),
 )
 Index("ix_lc_subject_ref_record", subject_ref.c.source, subject_ref.c.record_key)
 

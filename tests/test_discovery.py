@@ -79,6 +79,8 @@ def test_subject_index_follows_inserts_updates_and_deletes(world, hasher) -> Non
     assert _where(hasher, tags, email="bytt@exempel.se") == {("contact_form_submissions", "5", "email")}
     # Other people in free text are indexed too, in their normalised form.
     assert _where(hasher, tags, email="Kollega@Exempel.se") == {("contact_form_submissions", "5", "message")}
+    found = locate(tags, subject_hashes(hasher, {"email": "kollega@exempel.se"}, 2026))
+    assert [(f.kind, f.category) for f in found] == [("email", "case_details")]
     assert _where(hasher, tags, phone="+46707654321") == {("contact_form_submissions", "5", "message")}
     assert _where(hasher, tags, personnummer="19811218-9876") == {("contact_form_submissions", "5", "message")}
     with tags.connect() as conn:
