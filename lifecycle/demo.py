@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -144,11 +145,13 @@ def phone_number(rng: random.Random, *, mobile: bool | None = None, style: int |
 def ip_address(rng: random.Random) -> str:
     """A public-looking IPv4 address, or (15 %) an IPv6 address in compressed form."""
     if rng.random() < 0.15:
-        return f"2a0{rng.choice('0123')}:{rng.randrange(1, 0xFFFF):x}:{rng.randrange(0xFFFF):x}:{rng.randrange(0xFFFF):x}::{rng.randrange(1, 0xFFFF):x}"
+        groups = ":".join(f"{rng.randrange(0x10000):x}" for _ in range(3))
+        return f"2a0{rng.choice('0123')}:{groups}::{rng.randrange(1, 0x10000):x}"
     first = rng.choice((31, 46, 62, 78, 81, 83, 85, 90, 94, 95, 130, 155, 176, 185, 193, 194, 212, 213))
     return f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
+@lru_cache(maxsize=None)  # called for every person; the names come from small pools
 def ascii_slug(value: str) -> str:
     """Lower-case ASCII for e-mail local parts and domains: å->a, ä->a, ö->o, é->e."""
     folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
@@ -231,7 +234,8 @@ class World:
             prefix = "969" if name.endswith("HB") else None
             postcode = fake.postcode()
             address = f"{fake.street_address()}, {postcode[:3]} {postcode[3:]} {self.rng.choice(self.cities)}"
-            companies.append(Company(name, f"https://www.{slug}.se", f"{slug}.se", org_number(self.rng, prefix=prefix), address))
+            number = org_number(self.rng, prefix=prefix)
+            companies.append(Company(name, f"https://www.{slug}.se", f"{slug}.se", number, address))
             if len(companies) == count:
                 break
         return companies
@@ -295,6 +299,7 @@ CLOCK_CASES = {"well_inside": 7, "just_inside": 1, "just_past": 1, "far_past": 2
 TWO_YEARS = relativedelta(years=2)
 
 
+@lru_cache(maxsize=64)  # relativedelta arithmetic is slow and every clock needs this
 def first_kept_day(as_of: date, period: relativedelta = TWO_YEARS) -> date:
     """The earliest clock still inside the period on ``as_of`` (deadline = clock + period,
     expired when deadline < as_of); correct around 29 February."""
@@ -306,17 +311,23 @@ def first_kept_day(as_of: date, period: relativedelta = TWO_YEARS) -> date:
     return day
 
 
+@lru_cache(maxsize=64)
+def _years_before(day: date, years: int) -> date:
+    return day - relativedelta(years=years)
+
+
 def clock_date(rng: random.Random, as_of: date, case: str) -> date:
     """A 2-year retention clock for one scenario of CLOCK_CASES."""
     edge = first_kept_day(as_of)
     if case == "well_inside":
         return as_of - timedelta(days=rng.randrange(601))
     if case == "just_inside":
-        return edge + timedelta(days=rng.randrange(4))  # deadline = as_of .. as_of + 3
+        slack = (edge + TWO_YEARS - as_of).days  # 1 when as_of is 29 Feb: no clock ends on it
+        return edge + timedelta(days=rng.randrange(4 - slack))  # deadline as_of .. as_of + 3
     if case == "just_past":
         return edge - timedelta(days=rng.randrange(1, 4))  # deadline 1..3 days before as_of
     if case == "far_past":
-        return as_of - relativedelta(years=3) - timedelta(days=rng.randrange(3 * 365 + 1))
+        return _years_before(as_of, 3) - timedelta(days=rng.randrange(3 * 365 + 1))
     return as_of - timedelta(days=rng.randrange(600, 726))
 
 
@@ -430,6 +441,8 @@ def free_text(w: World, sender: Person, kind: str, **fields: Any) -> str:
     ~30 % carry look-alikes. ``kind``: message, notes (a call, written by staff) or letter."""
     rng = w.rng
     templates = {"notes": _CALL_NOTES, "letter": _COVER_LETTERS}.get(kind, _INQUIRIES)
+    if fields.get("company") is None:  # a private person, or a company we do not know
+        templates = tuple(t for t in templates if "{company}" not in t)
     values = {"month": rng.choice(_MONTHS), "city": rng.choice(w.cities), "years": rng.randrange(1, 12), **fields}
     opening = rng.choice(templates).format(**values)
     personal: list[str] = []
@@ -482,7 +495,7 @@ def _email_thread(i: int, w: World) -> Row:
                 sender_name=p.name, sender_email=p.email, sender_ip=ip_address(w.rng),
                 phone=p.phone if w.rng.random() < 0.5 else None, company_name=c.name if c else None,
                 company_url=c.url if c else None, org_number=c.org_number if c and w.rng.random() < 0.6 else None,
-                body=free_text(w, p, "message", company=c.name if c else "oss"), body_basis=_basis(w, "email_threads"))
+                body=free_text(w, p, "message", company=c.name if c else None), body_basis=_basis(w, "email_threads"))
 
 
 def _phone_call(i: int, w: World) -> Row:
@@ -493,7 +506,7 @@ def _phone_call(i: int, w: World) -> Row:
     return dict(id=i, called_at=_moment(w.rng, last), last_interaction_at=last, phone_number=p.phone, source=source,
                 medium=medium, company_name=c.name if c else None,
                 org_number=c.org_number if c and w.rng.random() < 0.7 else None,
-                call_notes=free_text(w, p, "notes", company=c.name if c else "ett företag"),
+                call_notes=free_text(w, p, "notes", company=c.name if c else None),
                 notes_basis=_basis(w, "phone_calls"))
 
 
@@ -554,7 +567,7 @@ def invoice_date(rng: random.Random, as_of: date, case: str) -> date:
     elif case == "bfl":
         low, high = date(as_of.year - 7, 1, 1), first_kept_day(as_of) - timedelta(days=1)
     else:
-        low, high = as_of - relativedelta(years=9), date(as_of.year - 8, 12, 31)
+        low, high = _years_before(as_of, 9), date(as_of.year - 8, 12, 31)
     return low + timedelta(days=rng.randrange((high - low).days + 1))
 
 
@@ -642,11 +655,12 @@ def generate(
     try:
         metadata.drop_all(engine)
         metadata.create_all(engine)
-        with engine.begin() as conn, _progress(sum(n for n, _ in plan.values()), progress) as advance:
+        with _progress(sum(n for n, _ in plan.values()), progress) as advance:
             for name, (count, maker) in plan.items():
-                for chunk in _chunks(maker, count, world, name not in NO_UPDATED_AT):
-                    conn.execute(tables[name].insert(), chunk)
-                    advance(len(chunk))
+                with engine.begin() as conn:  # a transaction per table keeps SQLite's WAL small
+                    for chunk in _chunks(maker, count, world, name not in NO_UPDATED_AT):
+                        conn.execute(tables[name].insert(), chunk)
+                        advance(len(chunk))
                 written[name] = count
     finally:
         engine.dispose()
