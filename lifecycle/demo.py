@@ -185,6 +185,8 @@ class Company:
 _PUBLIC_DOMAINS = ("gmail.com", "gmail.com", "hotmail.com", "outlook.com", "telia.com", "icloud.com", "live.se",
                    "bredband.net", "spray.se")
 _LEGAL_FORMS = {"ab", "hb", "kb", "aktiebolag", "handelsbolag", "och", ""}
+_TRADES = ("Bygg", "Konsult", "Fastigheter", "Redovisning", "Design", "Transport", "Elteknik", "Måleri", "Städ",
+           "Data", "Revision", "Trädgård", "Bil", "Hälsa")
 
 
 class Deck:
@@ -214,31 +216,43 @@ class World:
         self.first_names = _unique(fake.first_name, 800)
         self.last_names = _unique(fake.last_name, 800)
         self.cities = _unique(fake.city, 200)
-        self.companies = self._make_companies(fake, min(2000, max(20, rows // 5)))
+        self.streets = _unique(fake.street_name, 300)
+        self._slugs: dict[str, int] = {}
         self._local_parts: dict[str, int] = {}
         self._decks: dict[str, Deck] = {}
+        self.companies = [self._company(fake.company()) for _ in range(min(2000, max(20, rows // 5)))]
+        self._not_yet_customers = self.rng.sample(self.companies, len(self.companies))
         self.shared = [self.new_person() for _ in range(min(20_000, max(10, rows // 5)))]
         self._shared_left: dict[str, list[Person]] = {}
         self.mentionable: list[str] = []  # e-mails held in structured columns of earlier tables
         self.customers: list[tuple[Company, Person]] = []  # for invoices, by customers.id - 1
 
-    def _make_companies(self, fake: Faker, count: int) -> list[Company]:
-        companies: list[Company] = []
-        seen: set[str] = set()
-        for _ in range(count * 10):
-            name = fake.company()
-            slug = "-".join(w for w in (ascii_slug(p) for p in name.replace("&", " ").split()) if w not in _LEGAL_FORMS)
-            if not slug or slug in seen:
-                continue  # one domain per company
-            seen.add(slug)
-            prefix = "969" if name.endswith("HB") else None
-            postcode = fake.postcode()
-            address = f"{fake.street_address()}, {postcode[:3]} {postcode[3:]} {self.rng.choice(self.cities)}"
-            number = org_number(self.rng, prefix=prefix)
-            companies.append(Company(name, f"https://www.{slug}.se", f"{slug}.se", number, address))
-            if len(companies) == count:
-                break
-        return companies
+    def _company(self, name: str) -> Company:
+        """A company of that name with a domain of its own, an org number and an address."""
+        rng = self.rng
+        words = (ascii_slug(w) for w in name.replace("&", " ").split())
+        slug = "-".join(w for w in words if w not in _LEGAL_FORMS) or "bolaget"
+        seen = self._slugs.get(slug, 0) + 1
+        self._slugs[slug] = seen
+        if seen > 1:
+            slug = f"{slug}{seen}"  # one domain per company, as for e-mail local parts
+        number = org_number(rng, prefix="969" if name.endswith("HB") else None)
+        address = (f"{rng.choice(self.streets)} {rng.randrange(1, 120)}, "
+                   f"{rng.randrange(100, 990)} {rng.randrange(10, 100)} {rng.choice(self.cities)}")
+        return Company(name, f"https://www.{slug}.se", f"{slug}.se", number, address)
+
+    def new_company(self) -> Company:
+        """A company beyond the Faker pool (for customers at scale), named from the name pools."""
+        rng = self.rng
+        a, b, trade = rng.choice(self.last_names), rng.choice(self.last_names), rng.choice(_TRADES)
+        name = rng.choice((f"{a} {trade} AB", f"{a} & {b} HB", f"{rng.choice(self.cities)} {trade} AB", f"{a} {b} AB"))
+        company = self._company(name)
+        self.companies.append(company)
+        return company
+
+    def customer_company(self) -> Company:
+        """A company that is not a customer yet: each customer is a company of its own."""
+        return self._not_yet_customers.pop() if self._not_yet_customers else self.new_company()
 
     def deck(self, key: str, counts: dict[str, int]) -> str:
         """The next label of the deck ``key`` (one deck per table and purpose)."""
@@ -544,7 +558,7 @@ def _application(i: int, w: World) -> Row:
 
 
 def _customer(i: int, w: World) -> Row:
-    c = w.company()
+    c = w.customer_company()
     p = w.person("customers", c)
     w.customers.append((c, p))
     w.remember(p.email)

@@ -135,6 +135,19 @@ def test_deterministic_by_seed(target: tuple[str, str | None]) -> None:
     engine.dispose()
 
 
+def test_same_data_in_another_process(tmp_path: Path) -> None:
+    """No dependence on hash randomisation or the wall clock: fresh interpreters agree."""
+    code = ("import sys, datetime; from lifecycle.demo import generate; "
+            "generate(sys.argv[1], rows=40, seed=3, as_of=datetime.date(2026, 11, 25))")
+    dumps = []
+    for hash_seed in ("1", "2"):
+        url = f"sqlite:///{tmp_path / f'p{hash_seed}.db'}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", code, url], cwd=ROOT, env=env, check=True)
+        dumps.append(_read(create_engine(url)))
+    assert dumps[0] == dumps[1]
+
+
 def test_volumes_scale_with_rows(demo) -> None:  # type: ignore[no-untyped-def]
     _, written, rows = demo
     assert written == {"customers": 50, "newsletter_subscribers": 200, "tool_users": 100,
@@ -187,7 +200,7 @@ def test_every_two_year_table_holds_every_retention_case(demo) -> None:  # type:
         assert any(c <= AS_OF - relativedelta(years=3) for c in clocks), f"{name}: far past"
         assert all(c <= AS_OF for c in clocks), f"{name}: no clock in the future"
         share = sum(map(_expired, clocks)) / len(rows[name])
-        assert 0.1 < share < 0.4, f"{name}: expired share {share:.0%} must stay well under max_destroy_share"
+        assert 0.05 < share < 0.4, f"{name}: expired share {share:.0%} must stay well under max_destroy_share"
     ends = [r["contract_end"] for r in rows["customers"]]
     assert 0.3 < ends.count(None) / len(ends) < 0.7, "about half the contracts still run"
 
@@ -293,6 +306,7 @@ def test_phones_and_emails_look_swedish(demo) -> None:  # type: ignore[no-untype
         for r in rows[name]:
             assert _EMAIL.match(r[column]), (name, r[column])  # lower-case ASCII: å, ä -> a, ö -> o
     assert len({r["email"] for r in rows["newsletter_subscribers"]}) == len(rows["newsletter_subscribers"])
+    assert len({r["org_number"] for r in rows["customers"]}) == len(rows["customers"]), "a company per customer"
     ips = [r["ip_address"] for r in rows["website_visits"]]
     assert any(":" in ip for ip in ips) and any("." in ip for ip in ips)
 
