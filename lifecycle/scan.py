@@ -32,7 +32,7 @@ from lifecycle.tables import key_stage, record_tag, schema_finding, subject_ref,
 
 log = logging.getLogger(__name__)
 
-KEPT_STATUSES = ("anonymised", "restricted")
+KEPT_STATUSES = ("anonymised", "restricted", "held")
 CHUNK_ROWS = 5000
 KEY_BATCH = 500
 # Detector kinds to subject-index kinds; URLs identify a site, not a person.
@@ -165,8 +165,9 @@ class Tagger:
         return str(value) if value not in (None, "") else "unknown"
 
     def _ref(self, subject_hash: str, key: str, field_: str, kind: str) -> dict[str, Any]:
+        spec = self.source.columns[field_]
         return {"subject_hash": subject_hash, "source": self.source.name, "record_key": key, "field": field_,
-                "kind": kind, "category": self.source.columns[field_].category}
+                "kind": kind, "category": spec.category, "free_text": spec.free_text}
 
     def _structured_refs(self, key: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         refs = []

@@ -17,6 +17,7 @@ class Location:
     field: str
     kind: str
     category: str
+    free_text: bool
 
 
 def subject_hashes(hasher: SubjectHasher, identifiers: dict[str, str], reference_year: int) -> list[str]:
@@ -35,4 +36,4 @@ def locate(tag_engine: Engine, hashes: list[str]) -> list[Location]:
         return []
     stmt = statement(tag_engine, "subject_locations").bindparams(bindparam("hashes", expanding=True))
     with tag_engine.connect() as conn:
-        return [Location(r.source, r.record_key, r.field, r.kind, r.category) for r in conn.execute(stmt, {"hashes": hashes})]
+        return [Location(r.source, r.record_key, r.field, r.kind, r.category, bool(r.free_text)) for r in conn.execute(stmt, {"hashes": hashes})]

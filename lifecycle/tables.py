@@ -56,6 +56,8 @@ subject_ref = Table(
     Column("kind", String(20), nullable=False),
     # The field's category; activity and lawful basis follow from the record's tags.
     Column("category", String(60), nullable=False),
+    # In free text the person may be someone else than the record's subject: redact, not erase.
+    Column("free_text", Boolean, nullable=False, default=False),
 )
 Index("ix_lc_subject_ref_record", subject_ref.c.source, subject_ref.c.record_key)
 
@@ -134,4 +136,30 @@ key_stage = Table(
     metadata,
     Column("source", String(100), primary_key=True),
     Column("record_key", String(200), primary_key=True),
+)
+
+
+# Data-subject requests (Art. 12-22): one row per request, by the operator's reference.
+subject_request = Table(
+    "lc_subject_request",
+    metadata,
+    Column("reference", String(100), primary_key=True),
+    Column("request_type", String(20), nullable=False),  # erasure | access | ...
+    Column("received_on", Date, nullable=False),
+    Column("due_on", Date, nullable=False),  # one month, art. 12.3
+    Column("status", String(20), nullable=False),  # received | completed | failed | dry_run
+    Column("outcome", Text),  # JSON: counts per source and action; never identifiers
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+)
+
+# Erased and objecting people, by keyed hash only: the nightly run erases (or keeps out of
+# marketing) whatever of theirs comes back through a re-import or a restored backup.
+suppression = Table(
+    "lc_suppression",
+    metadata,
+    Column("subject_hash", String(64), primary_key=True),
+    Column("reason", String(20), primary_key=True),  # erasure | objection
+    Column("request_reference", String(100), nullable=False),
+    Column("since", Date, nullable=False),
 )

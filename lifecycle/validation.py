@@ -27,7 +27,7 @@ SCHEMA_FINDINGS_QUERY = "SELECT source, column_name, finding FROM lc_schema_find
 PROCESSED_RECORDS_QUERY = (
     "SELECT source, record_key, category, activity, lawful_basis, deadline, status, "
     "activity || ':' || category || ':' || COALESCE(lawful_basis, '') AS purpose "
-    "FROM lc_record_tag WHERE status IN ('active', 'violation')"
+    "FROM lc_record_tag WHERE status IN ('active', 'violation', 'held')"
 )
 
 

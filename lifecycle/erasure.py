@@ -1,0 +1,277 @@
+"""Erasure of one person (Art. 17), resolved through the subject index.
+
+Per location:
+- the person's own record: erased; or, where a legal obligation (BFL) still runs, only what
+  the law requires is kept, the rest anonymised, and the record held until the obligation
+  lapses (the nightly run then erases it as any expired record);
+- another person's free text that mentions them: the matched spans are redacted, not the text;
+- processor-role data: untouched; the request is recorded as forwarded to that customer.
+Afterwards the person's identifiers are searched again (index, touched texts re-detected,
+and every free-text column swept for their e-mail); anything left fails the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Table, and_, bindparam, delete, func, insert, select, update
+
+from lifecycle.catalog import Catalog, Source
+from lifecycle.detect import find_identifiers, redact
+from lifecycle.enforce import REDACTED, _assignments
+from lifecycle.identifiers import SubjectHasher
+from lifecycle.policy import Policy
+from lifecycle.requests import SubjectIdentifiers
+from lifecycle.scan import FREE_TEXT_KINDS
+from lifecycle.sqlfiles import statement
+from lifecycle.subjects import Location, locate
+from lifecycle.tables import record_tag, subject_ref, suppression
+
+log = logging.getLogger(__name__)
+
+HELD_REASON = "erasure refused in part: legal obligation (Bokföringslagen)"
+
+
+@dataclass(frozen=True)
+class RecordAction:
+    source: str
+    record_key: str
+    action: str  # erase | hold | redact | forward
+    fields: tuple[str, ...] = ()
+    anonymise_categories: tuple[str, ...] = ()
+    lapses_on: date | None = None
+    controller: str = "self"
+
+
+@dataclass
+class ErasureOutcome:
+    reference: str
+    dry_run: bool
+    per_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    held: list[dict[str, Any]] = field(default_factory=list)
+    forwarded: dict[str, int] = field(default_factory=dict)
+    remaining: dict[str, int] = field(default_factory=dict)
+    verified: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: list[str], today: date) -> list[RecordAction]:
+    """What to do with each record that holds the person, from the index and the tags."""
+    by_record: dict[tuple[str, str], list[Location]] = defaultdict(list)
+    for loc in locate(tag_engine, hashes):
+        by_record[(loc.source, loc.record_key)].append(loc)
+    actions = []
+    for (source_name, key), locs in sorted(by_record.items()):
+        if source_name not in catalog.sources:
+            continue
+        source = catalog.source(source_name)
+        with tag_engine.connect() as conn:
+            tags = conn.execute(select(record_tag).where(
+                record_tag.c.source == source_name, record_tag.c.record_key == key)).mappings().all()
+        if policy.activities[source.activity].role == "processor":
+            controller = tags[0]["controller"] if tags else "unknown"
+            actions.append(RecordAction(source_name, key, "forward", controller=controller))
+            continue
+        own = any(not loc.free_text for loc in locs)
+        if not own:
+            actions.append(RecordAction(source_name, key, "redact", tuple(sorted({l.field for l in locs}))))
+            continue
+        legal = [t for t in tags if t["lawful_basis"] == "legal_obligation" and t["deadline"] and t["deadline"] >= today]
+        if legal:
+            kept = {t["category"] for t in legal}
+            others = tuple(sorted(c for c in source.categories if c not in kept))
+            actions.append(RecordAction(source_name, key, "hold", anonymise_categories=others,
+                                        lapses_on=max(t["deadline"] for t in legal)))
+        else:
+            actions.append(RecordAction(source_name, key, "erase"))
+    return actions
+
+
+def _table(engine: Engine, source: Source) -> Table:
+    return Table(source.table, MetaData(), autoload_with=engine)
+
+
+def _redact_record(engine: Engine, source: Source, action: RecordAction, hashes: set[str],
+                   hasher: SubjectHasher, ids: SubjectIdentifiers, year: int) -> int:
+    """Replace the person's identifiers in the record's free text; returns spans redacted."""
+    t = _table(engine, source)
+    pk = t.c[source.primary_key]
+    key = pk.type.python_type(action.record_key) if _is_int(pk) else action.record_key
+    redacted = 0
+    with engine.begin() as conn:
+        row = conn.execute(select(*[t.c[f] for f in action.fields]).where(pk == key)).mappings().first()
+        if row is None:
+            return 0
+        values = {}
+        for f in action.fields:
+            text = row[f] or ""
+            spans = [x for x in find_identifiers(text, reference_year=year)
+                     if FREE_TEXT_KINDS.get(x.kind) and hasher.hash(FREE_TEXT_KINDS[x.kind], x.normalised) in hashes]
+            new = redact(text, spans, REDACTED)
+            if ids.name and ids.name in new:
+                new = new.replace(ids.name, REDACTED)
+            if new != text:
+                values[f] = new
+                redacted += max(len(spans), 1)
+        if values:
+            conn.execute(update(t).where(pk == key).values(**values))
+    return redacted
+
+
+def _is_int(column: Any) -> bool:
+    try:
+        return column.type.python_type is int
+    except NotImplementedError:
+        return False
+
+
+def _keys(engine: Engine, source: Source, keys: list[str]) -> list[Any]:
+    t = _table(engine, source)
+    return [int(k) for k in keys] if _is_int(t.c[source.primary_key]) else keys
+
+
+def apply_erasure(
+    actions: list[RecordAction],
+    *,
+    catalog: Catalog,
+    source_engines: dict[str, Engine],
+    tag_engine: Engine,
+    hasher: SubjectHasher,
+    identifiers: SubjectIdentifiers,
+    hashes: list[str],
+    reference: str,
+    today: date,
+    dry_run: bool,
+) -> ErasureOutcome:
+    outcome = ErasureOutcome(reference=reference, dry_run=dry_run)
+    wanted = set(hashes)
+    for a in actions:
+        counts = outcome.per_source.setdefault(a.source, {"erased": 0, "anonymised": 0, "held": 0, "redacted": 0, "forwarded": 0})
+        counts[{"erase": "erased", "hold": "held", "redact": "redacted", "forward": "forwarded"}[a.action]] += 1
+        if a.action == "forward":
+            outcome.forwarded[a.controller] = outcome.forwarded.get(a.controller, 0) + 1
+        if a.action == "hold":
+            counts["anonymised"] += 1
+            outcome.held.append({"source": a.source, "record_key": a.record_key, "reason": HELD_REASON,
+                                 "lapses_on": a.lapses_on.isoformat() if a.lapses_on else None})
+        if dry_run or a.action == "forward":
+            continue
+        source = catalog.source(a.source)
+        engine = source_engines[source.connection]
+        if a.action == "erase":
+            stmt = statement(engine, "erase_records", table=source.table, primary_key=source.primary_key)
+            with engine.begin() as conn:
+                conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), {"keys": _keys(engine, source, [a.record_key])})
+            _forget_record(tag_engine, a)
+        elif a.action == "hold":
+            columns = [c for cat in a.anonymise_categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
+            if columns:
+                stmt = statement(engine, "anonymise_columns", table=source.table, primary_key=source.primary_key,
+                                 assignments_sql=_assignments(engine, source, columns))
+                params: dict[str, Any] = {"keys": _keys(engine, source, [a.record_key])}
+                if ":redacted" in stmt.text:
+                    params["redacted"] = REDACTED
+                with engine.begin() as conn:
+                    conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params)
+            _hold_record(tag_engine, a, columns)
+        else:
+            _redact_record(engine, source, a, wanted, hasher, identifiers, today.year)
+            with tag_engine.begin() as conn:
+                conn.execute(delete(subject_ref).where(
+                    subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
+                    subject_ref.c.field.in_(a.fields), subject_ref.c.subject_hash.in_(hashes)))
+    if not dry_run:
+        _suppress(tag_engine, hashes, reference, today)
+    return outcome
+
+
+def _forget_record(tag_engine: Engine, a: RecordAction) -> None:
+    with tag_engine.begin() as conn:
+        conn.execute(delete(record_tag).where(record_tag.c.source == a.source, record_tag.c.record_key == a.record_key))
+        conn.execute(delete(subject_ref).where(subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key))
+
+
+def _hold_record(tag_engine: Engine, a: RecordAction, anonymised_columns: list[str]) -> None:
+    mine = and_(record_tag.c.source == a.source, record_tag.c.record_key == a.record_key)
+    with tag_engine.begin() as conn:
+        conn.execute(update(record_tag).where(mine, record_tag.c.category.in_(a.anonymise_categories))
+                     .values(status="anonymised"))
+        # Held: out of processing, kept to the obligation's end; the nightly run erases it then.
+        conn.execute(update(record_tag).where(mine, record_tag.c.category.notin_(a.anonymise_categories))
+                     .values(status="held", violation=HELD_REASON[:200]))
+        conn.execute(delete(subject_ref).where(subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
+                                               subject_ref.c.field.in_(anonymised_columns)))
+
+
+def _suppress(tag_engine: Engine, hashes: list[str], reference: str, today: date) -> None:
+    with tag_engine.begin() as conn:
+        existing = set(conn.execute(select(suppression.c.subject_hash).where(
+            suppression.c.subject_hash.in_(hashes), suppression.c.reason == "erasure")).scalars())
+        rows = [{"subject_hash": h, "reason": "erasure", "request_reference": reference, "since": today}
+                for h in hashes if h not in existing]
+        if rows:
+            conn.execute(insert(suppression), rows)
+
+
+def verify_erasure(
+    outcome: ErasureOutcome,
+    actions: list[RecordAction],
+    *,
+    catalog: Catalog,
+    source_engines: dict[str, Engine],
+    tag_engine: Engine,
+    hasher: SubjectHasher,
+    identifiers: SubjectIdentifiers,
+    hashes: list[str],
+    year: int,
+) -> ErasureOutcome:
+    """Search again: the index, every touched free text re-detected, and every free-text
+    column swept for the e-mail. Held and forwarded records are allowed to remain."""
+    allowed = {(a.source, a.record_key) for a in actions if a.action in ("hold", "forward")}
+    remaining: dict[str, int] = defaultdict(int)
+    for loc in locate(tag_engine, hashes):
+        if (loc.source, loc.record_key) not in allowed:
+            remaining[loc.source] += 1
+    wanted = set(hashes)
+    for a in actions:
+        if a.action != "redact":
+            continue
+        source = catalog.source(a.source)
+        engine = source_engines[source.connection]
+        t = _table(engine, source)
+        pk = t.c[source.primary_key]
+        key = int(a.record_key) if _is_int(pk) else a.record_key
+        with engine.connect() as conn:
+            row = conn.execute(select(*[t.c[f] for f in a.fields]).where(pk == key)).mappings().first()
+        for f in a.fields:
+            for x in find_identifiers((row or {}).get(f) or "", reference_year=year):
+                kind = FREE_TEXT_KINDS.get(x.kind)
+                if kind and hasher.hash(kind, x.normalised) in wanted:
+                    remaining[a.source] += 1
+    if identifiers.email:
+        needle = f"%{identifiers.email.lower()}%"
+        for source in catalog.sources.values():
+            engine = source_engines.get(source.connection)
+            if engine is None:
+                continue
+            t = _table(engine, source)
+            columns = source.free_text_columns + [c for k, c in source.subject.columns().items() if k == "email"]
+            if not columns:
+                continue
+            condition = func.lower(t.c[columns[0]]).like(needle)
+            for c in columns[1:]:
+                condition = condition | func.lower(t.c[c]).like(needle)
+            with engine.connect() as conn:
+                hits = conn.execute(select(t.c[source.primary_key]).where(condition)).scalars().all()
+            left = [h for h in hits if (source.name, str(h)) not in allowed]
+            if left:
+                remaining[source.name] += len(left)
+    outcome.remaining = dict(remaining)
+    outcome.verified = not remaining
+    return outcome

@@ -1,0 +1,127 @@
+"""Erasure of one person across sources, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import MetaData, Table, select
+
+from lifecycle.catalog import load_catalog
+from lifecycle.certificate import write_certificate
+from lifecycle.demo import generate
+from lifecycle.erasure import apply_erasure, plan_erasure, verify_erasure
+from lifecycle.policy import load_policy
+from lifecycle.requests import InvalidRequestError, SubjectIdentifiers
+from lifecycle.scan import scan_source
+from lifecycle.tables import record_tag, suppression
+
+TODAY = date(2026, 11, 25)
+EMAIL = "Test.Person@Exempel.se"
+PHONE = "070-555 12 34"
+
+
+def _insert(engine, name: str, row: dict) -> None:  # type: ignore[no-untyped-def]
+    t = Table(name, MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        conn.execute(t.insert().values(**row))
+
+
+def _row(engine, name: str, key: int):  # type: ignore[no-untyped-def]
+    t = Table(name, MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        return conn.execute(select(t).where(t.c.id == key)).mappings().first()
+
+
+@pytest.fixture
+def person(db, tag_db, policy_path, catalog_path, hasher):  # type: ignore[no-untyped-def]
+    generate(db.url, rows=40, seed=4, as_of=TODAY, schema=db.schema)
+    engine, tags = db.engine(), tag_db.tag_store()
+    now = datetime(2026, 11, 1, 12)
+    _insert(engine, "newsletter_subscribers", dict(id=9001, subscribed_at=date(2026, 1, 1), last_confirmed_at=date(2026, 6, 1),
+                                                   name="Test Person", email="test.person@exempel.se", updated_at=now))
+    _insert(engine, "customers", dict(id=9001, customer_number="K9", company_name="Provbolaget AB", org_number="556898-9718",
+                                      contact_name="Test Person", contact_email="TEST.PERSON@exempel.se",
+                                      contact_phone="+46 70 555 12 34", contract_start=date(2024, 1, 1), contract_end=None,
+                                      updated_at=now))
+    _insert(engine, "invoices", dict(id=9001, invoice_number="F2024-9", customer_id=9001, invoice_date=date(2024, 3, 1),
+                                     amount_sek=1000, vat_sek=250, buyer_company="Provbolaget AB", buyer_org_number="556898-9718",
+                                     buyer_address="Provgatan 1", contact_name="Test Person",
+                                     contact_email="test.person@exempel.se", contact_phone=PHONE, updated_at=now))
+    _insert(engine, "contact_form_submissions", dict(
+        id=9001, submitted_at=now, last_interaction_at=date(2026, 11, 1), name="Annan Person", email="annan@exempel.se",
+        message=f"Hej! Prata med min kollega {EMAIL.lower()} eller 0705551234 om offerten.", message_basis="consent",
+        updated_at=now))
+    _insert(engine, "ad_audiences", dict(id=9001, customer_id="kund-nordisk-handel", uploaded_at=date(2026, 11, 1),
+                                         name="Test Person", email="test.person@exempel.se", phone=None,
+                                         segment="retargeting", updated_at=now))
+    policy = load_policy(policy_path)
+    catalog = load_catalog(catalog_path, policy)
+    for source in catalog.sources.values():
+        scan_source(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="n1", logical_date=TODAY)
+    ids = SubjectIdentifiers.parse({"email": EMAIL, "phone": PHONE}, 2026)
+    return engine, tags, catalog, policy, ids
+
+
+def _erase(person, hasher, dry_run=False):  # type: ignore[no-untyped-def]
+    engine, tags, catalog, policy, ids = person
+    hashes = ids.hashes(hasher, 2026)
+    actions = plan_erasure(catalog, policy, tags, hashes, TODAY)
+    kw = dict(catalog=catalog, source_engines={"lifecycle_demo": engine}, tag_engine=tags, hasher=hasher,
+              identifiers=ids, hashes=hashes)
+    outcome = apply_erasure(actions, reference="DSR-1", today=TODAY, dry_run=dry_run, **kw)
+    return verify_erasure(outcome, actions, year=2026, **kw), actions
+
+
+def test_person_is_erased_everywhere_the_law_allows(person, hasher, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine, tags, *_ = person
+    outcome, actions = _erase(person, hasher)
+    assert outcome.verified, outcome.remaining
+    assert _row(engine, "newsletter_subscribers", 9001) is None
+    assert _row(engine, "customers", 9001) is None
+    invoice = _row(engine, "invoices", 9001)  # BFL: accounting kept, contact anonymised, held
+    assert invoice["buyer_company"] == "Provbolaget AB" and invoice["buyer_org_number"] == "556898-9718"
+    assert invoice["contact_email"] is None and invoice["contact_phone"] is None and invoice["contact_name"] is None
+    message = _row(engine, "contact_form_submissions", 9001)["message"]
+    assert message == "Hej! Prata med min kollega [raderad] eller [raderad] om offerten."
+    assert _row(engine, "contact_form_submissions", 9001)["email"] == "annan@exempel.se"  # the other person stays
+    assert _row(engine, "ad_audiences", 9001)["email"] == "test.person@exempel.se"  # processor data: forwarded
+    assert outcome.forwarded == {"kund-nordisk-handel": 1}
+    assert outcome.held == [{"source": "invoices", "record_key": "9001", "lapses_on": "2031-12-31",
+                             "reason": "erasure refused in part: legal obligation (Bokföringslagen)"}]
+    with tags.connect() as conn:
+        statuses = dict(conn.execute(select(record_tag.c.category, record_tag.c.status).where(
+            record_tag.c.source == "invoices", record_tag.c.record_key == "9001")).all())
+        suppressed = conn.execute(select(suppression.c.subject_hash)).scalars().all()
+    assert statuses == {"accounting_records": "held", "contact_details": "anonymised"}
+    assert sorted(suppressed) == sorted(person[4].hashes(hasher, 2026))
+    paths = write_certificate({**outcome.to_dict(), "controller": "Millstone Group AB", "received_on": TODAY,
+                               "due_on": date(2026, 12, 25), "completed_at": "now"}, tmp_path)
+    text = paths.json.read_text() + paths.html.read_text()
+    assert "exempel.se" not in text.lower() and "555" not in text and "Test Person" not in text
+    assert json.loads(paths.json.read_text())["verified"] is True
+
+
+def test_dry_run_erases_nothing(person, hasher) -> None:  # type: ignore[no-untyped-def]
+    engine, tags, *_ = person
+    outcome, _ = _erase(person, hasher, dry_run=True)
+    assert outcome.per_source["newsletter_subscribers"]["erased"] == 1
+    assert _row(engine, "newsletter_subscribers", 9001) is not None
+    assert not outcome.verified  # nothing was erased, so the person is still there
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ({"email": "inte-en-adress"}, "not a valid address"),
+        ({"email": "a@b.se'; DROP TABLE customers; --"}, "not a valid address"),
+        ({"personnummer": "811218-9875"}, "personnummer is not valid"),
+        ({"phone": "12345"}, "not a valid Swedish number"),
+        ({"name": "Test Person"}, "give both or neither"),
+        ({}, "no identifier given"),
+    ],
+)
+def test_invalid_input_is_refused_before_anything_is_read(raw, problem) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidRequestError, match=problem):
+        SubjectIdentifiers.parse(raw, 2026)
