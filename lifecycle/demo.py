@@ -218,9 +218,13 @@ class World:
         self.cities = _unique(fake.city, 200)
         self.streets = _unique(fake.street_name, 300)
         self._slugs: dict[str, int] = {}
+        self._org_numbers: set[str] = set()
         self._local_parts: dict[str, int] = {}
         self._decks: dict[str, Deck] = {}
-        self.companies = [self._company(fake.company()) for _ in range(min(2000, max(20, rows // 5)))]
+        pool_size = min(2000, max(20, rows // 5))
+        self.companies = [self._company(name) for name in _unique(fake.company, 2 * pool_size)[:pool_size]]
+        while len(self.companies) < pool_size:
+            self.new_company()  # appends
         self._not_yet_customers = self.rng.sample(self.companies, len(self.companies))
         self.shared = [self.new_person() for _ in range(min(20_000, max(10, rows // 5)))]
         self._shared_left: dict[str, list[Person]] = {}
@@ -230,13 +234,15 @@ class World:
     def _company(self, name: str) -> Company:
         """A company of that name with a domain of its own, an org number and an address."""
         rng = self.rng
-        words = (ascii_slug(w) for w in name.replace("&", " ").split())
-        slug = "-".join(w for w in words if w not in _LEGAL_FORMS) or "bolaget"
+        slug = _slug_of(name)
         seen = self._slugs.get(slug, 0) + 1
         self._slugs[slug] = seen
         if seen > 1:
             slug = f"{slug}{seen}"  # one domain per company, as for e-mail local parts
         number = org_number(rng, prefix="969" if name.endswith("HB") else None)
+        while number in self._org_numbers:  # an org number belongs to one company
+            number = org_number(rng, prefix="969" if name.endswith("HB") else None)
+        self._org_numbers.add(number)
         address = (f"{rng.choice(self.streets)} {rng.randrange(1, 120)}, "
                    f"{rng.randrange(100, 990)} {rng.randrange(10, 100)} {rng.choice(self.cities)}")
         return Company(name, f"https://www.{slug}.se", f"{slug}.se", number, address)
@@ -244,8 +250,14 @@ class World:
     def new_company(self) -> Company:
         """A company beyond the Faker pool (for customers at scale), named from the name pools."""
         rng = self.rng
-        a, b, trade = rng.choice(self.last_names), rng.choice(self.last_names), rng.choice(_TRADES)
-        name = rng.choice((f"{a} {trade} AB", f"{a} & {b} HB", f"{rng.choice(self.cities)} {trade} AB", f"{a} {b} AB"))
+        for _ in range(20):  # registered names are unique; give up (numbered domain) only when crowded
+            a, b, trade = rng.choice(self.last_names), rng.choice(self.last_names), rng.choice(_TRADES)
+            genitive = a if a.endswith("s") else f"{a}s"
+            name = rng.choice((f"{a} {trade} AB", f"{a} & {b} HB", f"{rng.choice(self.cities)} {trade} AB",
+                               f"{genitive} {trade} i {rng.choice(self.cities)} AB",
+                               f"{rng.choice(self.first_names)} {a} {trade} AB"))
+            if _slug_of(name) not in self._slugs:
+                break
         company = self._company(name)
         self.companies.append(company)
         return company
@@ -298,6 +310,12 @@ class World:
             return None
         email = self.rng.choice(self.mentionable)
         return None if email == own_email else email
+
+
+def _slug_of(company_name: str) -> str:
+    """The domain name part of a company: "Hägglund & Eliasson HB" -> "hagglund-eliasson"."""
+    words = (ascii_slug(w) for w in company_name.replace("&", " ").split())
+    return "-".join(w for w in words if w not in _LEGAL_FORMS) or "bolaget"
 
 
 def _unique(draw: Callable[[], str], tries: int) -> list[str]:

@@ -58,8 +58,9 @@ def build_plan(engine: Engine, sources: list[Source], run_id: str, logical_date:
         for source in sources:
             if source.name in blocked:
                 continue  # a catalogued column is gone: act on nothing until a person looks
-            params = {"run_id": run_id, "source": source.name, "logical_date": logical_date}
-            for name in ("plan_restrict_violations", "plan_expired_records", "plan_expired_fields"):
+            params = {"run_id": run_id, "source": source.name, "logical_date": logical_date, "no": False}
+            for name in ("plan_restrict_violations", "plan_suppressed_subjects", "plan_expired_records",
+                         "plan_expired_fields"):
                 conn.execute(statement(engine, name), params)
         conn.execute(update(run).where(run.c.run_id == run_id).values(plan_created_at=datetime.now(timezone.utc)))
 

@@ -23,6 +23,7 @@ class Settings:
     catalog_path: Path
     report_dir: Path
     suite_dir: Path
+    extract_dir: Path
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -32,6 +33,8 @@ class Settings:
             catalog_path=Path(os.environ.get("LIFECYCLE_CATALOG", PROJECT_ROOT / "config" / "catalog.yaml")),
             report_dir=Path(os.environ.get("LIFECYCLE_REPORT_DIR", home / "reports")),
             suite_dir=Path(os.environ.get("LIFECYCLE_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations")),
+            # Access extracts hold personal data: a location of their own, owner-only.
+            extract_dir=Path(os.environ.get("LIFECYCLE_EXTRACT_DIR", home / "protected" / "extracts")),
         )
 
 

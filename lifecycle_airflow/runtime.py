@@ -25,6 +25,7 @@ _VARIABLES = {
     "policy_path": "lifecycle_policy_path",
     "catalog_path": "lifecycle_catalog_path",
     "report_dir": "lifecycle_report_dir",
+    "extract_dir": "lifecycle_extract_dir",
 }
 
 
@@ -75,6 +76,11 @@ def connection_url(conn_id: str) -> tuple[str, str | None]:
 def source_engine(conn_id: str) -> Engine:
     url, schema = connection_url(conn_id)
     return make_engine(url, schema=schema)
+
+
+def source_engines(catalog: Catalog) -> dict[str, Engine]:
+    """One engine per Connection the catalog names."""
+    return {conn_id: source_engine(conn_id) for conn_id in {s.connection for s in catalog.sources.values()}}
 
 
 def tag_store_engine() -> Engine:

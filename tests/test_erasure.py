@@ -125,3 +125,24 @@ def test_dry_run_erases_nothing(person, hasher) -> None:  # type: ignore[no-unty
 def test_invalid_input_is_refused_before_anything_is_read(raw, problem) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidRequestError, match=problem):
         SubjectIdentifiers.parse(raw, 2026)
+
+
+def test_access_extract_holds_everything_grouped_and_is_owner_only(person, hasher, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from lifecycle.certificate import write_extract
+    from lifecycle.extract import build_extract
+
+    engine, tags, catalog, policy, ids = person
+    extract = build_extract("DSR-2", catalog=catalog, policy=policy, source_engines={"lifecycle_demo": engine},
+                            tag_engine=tags, hashes=ids.hashes(hasher, 2026))
+    activities = {g["activity"]: g for g in extract["groups"]}
+    assert set(activities) == {"newsletter", "customers", "bookkeeping", "advertising_audiences"}
+    assert activities["customers"]["recipients"] == ["G Suite (Dokumentredigering, delning, kommunikation; USA)"]
+    invoice = activities["bookkeeping"]["records"][0]["categories"]
+    assert {c["category"]: c["lawful_basis"] for c in invoice} == {"accounting_records": "legal_obligation", "contact_details": "contract"}
+    assert {c["category"]: c["deadline"] for c in invoice}["accounting_records"] == "2031-12-31"
+    assert extract["mentions"] == [{"activity": "contact_form", "category": "case_details", "count": 2}]
+    paths = write_extract(extract, tmp_path / "protected")
+    assert "test.person@exempel.se" in paths.json.read_text()
+    assert oct(os.stat(paths.json).st_mode & 0o777) == "0o600" and oct(os.stat(tmp_path / "protected").st_mode & 0o777) == "0o700"

@@ -14,3 +14,7 @@ WHERE t.source = :source
       AND (o.status IN ('violation', 'restricted')
            OR (o.status IN ('active', 'held') AND (o.deadline IS NULL OR o.deadline >= :logical_date)))
   )
+  AND NOT EXISTS (
+    SELECT 1 FROM lc_plan_item p
+    WHERE p.run_id = :run_id AND p.source = t.source AND p.record_key = t.record_key AND p.category = t.category
+  )

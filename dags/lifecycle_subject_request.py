@@ -1,0 +1,66 @@
+"""
+### Data-subject request
+
+Handle one person's request from the Airflow UI: **erasure** (Art. 17) or an **access
+extract** (Art. 15). Fill in the request reference and any of the person's identifiers.
+
+- Invalid input (a malformed e-mail, a personnummer with a wrong check digit, no identifier
+  at all) fails the first task before anything is read or written.
+- Erasure resolves every location of the person through the subject index: their own records
+  are erased, or kept by law (bookkeeping under BFL) with the rest anonymised; mentions in
+  other people's messages are redacted; a customer's advertising data (processor role) is left
+  to that customer and the request recorded as forwarded. The person is searched for again
+  afterwards, and the run fails if anything remains. An erasure certificate (no personal data)
+  is written next to the nightly reports.
+- **Dry run is on by default** for erasure: it shows what would happen and changes nothing.
+- The access extract holds the person's data and is written only to the protected location
+  (`lifecycle_extract_dir`).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from lifecycle_airflow import subject_request
+
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["gdpr", "lifecycle", "data-subject-request"],
+    params={
+        "request_type": Param("erasure", type="string", enum=["erasure", "access"], title="Request type",
+                              description="Erasure (Art. 17) or an access extract (Art. 15).", section="Request"),
+        "reference": Param("", type="string", minLength=1, maxLength=100, pattern="^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+                           title="Request reference", description="Your case number, e.g. DSR-2026-0042.",
+                           section="Request"),
+        "email": Param(None, type=["null", "string"], format="email", title="E-mail", section="Identifiers"),
+        "phone": Param(None, type=["null", "string"], title="Phone", description="Swedish number, any writing.",
+                       section="Identifiers"),
+        "personnummer": Param(None, type=["null", "string"], title="Personnummer",
+                              description="YYYYMMDD-NNNN or YYMMDD-NNNN; the check digit is verified.",
+                              section="Identifiers"),
+        "name": Param(None, type=["null", "string"], title="Name", description="Only together with company.",
+                      section="Identifiers"),
+        "company": Param(None, type=["null", "string"], title="Company", section="Identifiers"),
+        "dry_run": Param(True, type="boolean", title="Dry run",
+                         description="Show what would be erased without changing anything.", section="Safety"),
+    },
+)
+def lifecycle_subject_request():
+    @task
+    def validate_request() -> dict:
+        return subject_request.validate(get_current_context())
+
+    @task
+    def fulfil_request(_valid: dict) -> dict:
+        return subject_request.fulfil(get_current_context())
+
+    fulfil_request(validate_request())
+
+
+lifecycle_subject_request()
