@@ -1,8 +1,10 @@
 """
 ### Data-subject request
 
-Handle one person's request from the Airflow UI: **erasure** (Art. 17) or an **access
-extract** (Art. 15). Fill in the request reference and any of the person's identifiers.
+Handle one person's request from the Airflow UI: **erasure** (Art. 17), an **access
+extract** (Art. 15), **rectification** (Art. 16), **withdrawal of consent** or an **objection
+to direct marketing** (Art. 21). Fill in the request reference and any of the person's
+identifiers.
 
 - Invalid input (a malformed e-mail, a personnummer with a wrong check digit, no identifier
   at all) fails the first task before anything is read or written.
@@ -13,6 +15,10 @@ extract** (Art. 15). Fill in the request reference and any of the person's ident
   afterwards, and the run fails if anything remains. An erasure certificate (no personal data)
   is written next to the nightly reports.
 - **Dry run is on by default** for erasure: it shows what would happen and changes nothing.
+- Withdrawal of consent erases what rests on consent alone and keeps what has another basis;
+  an objection removes the person from marketing (newsletter; customers' audiences are
+  forwarded) and keeps them out: the nightly run removes them again if they come back.
+- Rectification replaces the current e-mail or phone with the correct one wherever it sits.
 - The access extract holds the person's data and is written only to the protected location
   (`lifecycle_extract_dir`).
 """
@@ -33,8 +39,12 @@ from lifecycle_airflow import subject_request
     doc_md=__doc__,
     tags=["gdpr", "lifecycle", "data-subject-request"],
     params={
-        "request_type": Param("erasure", type="string", enum=["erasure", "access"], title="Request type",
-                              description="Erasure (Art. 17) or an access extract (Art. 15).", section="Request"),
+        "request_type": Param("erasure", type="string",
+                              enum=["erasure", "access", "rectification", "consent_withdrawal", "objection"],
+                              title="Request type",
+                              description="Erasure (Art. 17), access extract (Art. 15), rectification (Art. 16), "
+                                          "withdrawal of consent (Art. 7.3), objection to direct marketing (Art. 21).",
+                              section="Request"),
         "reference": Param("", type="string", minLength=1, maxLength=100, pattern="^[A-Za-z0-9][A-Za-z0-9._/-]*$",
                            title="Request reference", description="Your case number, e.g. DSR-2026-0042.",
                            section="Request"),
@@ -47,6 +57,10 @@ from lifecycle_airflow import subject_request
         "name": Param(None, type=["null", "string"], title="Name", description="Only together with company.",
                       section="Identifiers"),
         "company": Param(None, type=["null", "string"], title="Company", section="Identifiers"),
+        "rectify_field": Param(None, type=["null", "string"], enum=[None, "email", "phone"],
+                               title="Field to correct", description="Rectification only.", section="Rectification"),
+        "new_value": Param(None, type=["null", "string"], title="Correct value",
+                           description="Rectification only: the new e-mail or phone.", section="Rectification"),
         "dry_run": Param(True, type="boolean", title="Dry run",
                          description="Show what would be erased without changing anything.", section="Safety"),
     },

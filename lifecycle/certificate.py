@@ -28,7 +28,7 @@ def _render(template: str, **context: Any) -> str:
 
 def write_certificate(certificate: dict[str, Any], directory: Path) -> ReportPaths:
     directory.mkdir(parents=True, exist_ok=True)
-    stem = f"erasure-certificate-{_safe(certificate['reference'])}"
+    stem = f"{certificate.get('request_type') or 'erasure'}-certificate-{_safe(certificate['reference'])}"
     paths = ReportPaths(directory / f"{stem}.json", directory / f"{stem}.html")
     paths.json.write_text(json.dumps(certificate, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     paths.html.write_text(_render("certificate.html.j2", c=certificate), encoding="utf-8")

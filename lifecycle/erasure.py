@@ -40,7 +40,7 @@ HELD_REASON = "erasure refused in part: legal obligation (Bokföringslagen)"
 class RecordAction:
     source: str
     record_key: str
-    action: str  # erase | hold | redact | forward
+    action: str  # erase | hold | anonymise | redact | forward
     fields: tuple[str, ...] = ()
     anonymise_categories: tuple[str, ...] = ()
     lapses_on: date | None = None
@@ -148,12 +148,14 @@ def apply_erasure(
     reference: str,
     today: date,
     dry_run: bool,
+    suppress_as: str | None = "erasure",
 ) -> ErasureOutcome:
     outcome = ErasureOutcome(reference=reference, dry_run=dry_run)
     wanted = set(hashes)
     for a in actions:
         counts = outcome.per_source.setdefault(a.source, {"erased": 0, "anonymised": 0, "held": 0, "redacted": 0, "forwarded": 0})
-        counts[{"erase": "erased", "hold": "held", "redact": "redacted", "forward": "forwarded"}[a.action]] += 1
+        counts[{"erase": "erased", "hold": "held", "anonymise": "anonymised", "redact": "redacted",
+                "forward": "forwarded"}[a.action]] += 1
         if a.action == "forward":
             outcome.forwarded[a.controller] = outcome.forwarded.get(a.controller, 0) + 1
         if a.action == "hold":
@@ -169,7 +171,7 @@ def apply_erasure(
             with engine.begin() as conn:
                 conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), {"keys": _keys(engine, source, [a.record_key])})
             _forget_record(tag_engine, a)
-        elif a.action == "hold":
+        elif a.action in ("hold", "anonymise"):
             columns = [c for cat in a.anonymise_categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
             if columns:
                 stmt = statement(engine, "anonymise_columns", table=source.table, primary_key=source.primary_key,
@@ -179,15 +181,15 @@ def apply_erasure(
                     params["redacted"] = REDACTED
                 with engine.begin() as conn:
                     conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params)
-            _hold_record(tag_engine, a, columns)
+            _hold_record(tag_engine, a, columns, hold=a.action == "hold")
         else:
             _redact_record(engine, source, a, wanted, hasher, identifiers, today.year)
             with tag_engine.begin() as conn:
                 conn.execute(delete(subject_ref).where(
                     subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
                     subject_ref.c.field.in_(a.fields), subject_ref.c.subject_hash.in_(hashes)))
-    if not dry_run:
-        _suppress(tag_engine, hashes, reference, today)
+    if not dry_run and suppress_as:
+        _suppress(tag_engine, hashes, reference, today, suppress_as)
     return outcome
 
 
@@ -197,23 +199,24 @@ def _forget_record(tag_engine: Engine, a: RecordAction) -> None:
         conn.execute(delete(subject_ref).where(subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key))
 
 
-def _hold_record(tag_engine: Engine, a: RecordAction, anonymised_columns: list[str]) -> None:
+def _hold_record(tag_engine: Engine, a: RecordAction, anonymised_columns: list[str], hold: bool) -> None:
     mine = and_(record_tag.c.source == a.source, record_tag.c.record_key == a.record_key)
     with tag_engine.begin() as conn:
         conn.execute(update(record_tag).where(mine, record_tag.c.category.in_(a.anonymise_categories))
                      .values(status="anonymised"))
-        # Held: out of processing, kept to the obligation's end; the nightly run erases it then.
-        conn.execute(update(record_tag).where(mine, record_tag.c.category.notin_(a.anonymise_categories))
-                     .values(status="held", violation=HELD_REASON[:200]))
+        if hold:
+            # Held: out of processing, kept to the obligation's end; the nightly run erases it then.
+            conn.execute(update(record_tag).where(mine, record_tag.c.category.notin_(a.anonymise_categories))
+                         .values(status="held", violation=HELD_REASON[:200]))
         conn.execute(delete(subject_ref).where(subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
                                                subject_ref.c.field.in_(anonymised_columns)))
 
 
-def _suppress(tag_engine: Engine, hashes: list[str], reference: str, today: date) -> None:
+def _suppress(tag_engine: Engine, hashes: list[str], reference: str, today: date, reason: str) -> None:
     with tag_engine.begin() as conn:
         existing = set(conn.execute(select(suppression.c.subject_hash).where(
-            suppression.c.subject_hash.in_(hashes), suppression.c.reason == "erasure")).scalars())
-        rows = [{"subject_hash": h, "reason": "erasure", "request_reference": reference, "since": today}
+            suppression.c.subject_hash.in_(hashes), suppression.c.reason == reason)).scalars())
+        rows = [{"subject_hash": h, "reason": reason, "request_reference": reference, "since": today}
                 for h in hashes if h not in existing]
         if rows:
             conn.execute(insert(suppression), rows)

@@ -48,8 +48,11 @@ def register_run(engine: Engine, run_id: str, logical_date: date, dry_run: bool)
         return row.plan_created_at is not None
 
 
-def build_plan(engine: Engine, sources: list[Source], run_id: str, logical_date: date) -> None:
-    """Insert the plan for every source in one transaction, unless this run already has one."""
+def build_plan(engine: Engine, sources: list[Source], run_id: str, logical_date: date,
+               marketing_activities: tuple[str, ...] = ()) -> None:
+    """Insert the plan for every source in one transaction, unless this run already has one.
+    ``marketing_activities``: controller-role direct-marketing activities, from which people who
+    objected are removed again if their data came back."""
     if plan_exists(engine, run_id):
         return
     blocked = blocked_sources(engine)
@@ -62,6 +65,8 @@ def build_plan(engine: Engine, sources: list[Source], run_id: str, logical_date:
             for name in ("plan_restrict_violations", "plan_suppressed_subjects", "plan_expired_records",
                          "plan_expired_fields"):
                 conn.execute(statement(engine, name), params)
+                if name == "plan_suppressed_subjects" and source.activity in marketing_activities:
+                    conn.execute(statement(engine, "plan_objected_subjects"), params)
         conn.execute(update(run).where(run.c.run_id == run_id).values(plan_created_at=datetime.now(timezone.utc)))
 
 

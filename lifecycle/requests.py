@@ -20,7 +20,7 @@ from lifecycle.errors import LifecycleError
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.tables import subject_request
 
-REQUEST_TYPES = ("erasure", "access")
+REQUEST_TYPES = ("erasure", "access", "rectification", "consent_withdrawal", "objection")
 _REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 

@@ -94,12 +94,13 @@ def validate(stage: str, context: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def plan(sources: list[str], context: dict[str, Any]) -> dict[str, Any]:
-    _, catalog = runtime.load_config(runtime.settings())
+    policy, catalog = runtime.load_config(runtime.settings())
     engine = runtime.tag_store_engine()
     started = time.monotonic()
     run_id, day = context["run_id"], runtime.logical_date(context)
     existed = register_run(engine, run_id, day, bool(context["params"].get("dry_run")))
-    build_plan(engine, [catalog.source(n) for n in sources], run_id, day)
+    marketing = tuple(n for n, a in policy.activities.items() if a.direct_marketing and a.role == "controller")
+    build_plan(engine, [catalog.source(n) for n in sources], run_id, day, marketing)
     summaries = {n: summarise_plan(engine, catalog.source(n), run_id).to_dict() for n in sources}
     for name, p in summaries.items():
         log.info("plan %s: erase %d, anonymise %d records + %d fields, restrict %d (%.1f%% of source)%s",

@@ -13,6 +13,7 @@ from lifecycle.certificate import now_iso, write_certificate, write_extract
 from lifecycle.erasure import apply_erasure, plan_erasure, verify_erasure
 from lifecycle.errors import LifecycleError
 from lifecycle.extract import build_extract
+from lifecycle.rights import plan_objection, plan_withdrawal, rectify
 from lifecycle.requests import (
     SubjectIdentifiers,
     complete_request,
@@ -64,18 +65,36 @@ def fulfil(context: dict[str, Any]) -> dict[str, Any]:
                  reference, outcome["records"], outcome["activities"])
         return {"reference": reference, **outcome, "path": str(paths.html)}
     hasher = runtime.hasher()
-    actions = plan_erasure(catalog, policy, tags, hashes, today)
     common = dict(catalog=catalog, source_engines=engines, tag_engine=tags, hasher=hasher, identifiers=ids, hashes=hashes)
-    result = apply_erasure(actions, reference=reference, today=today, dry_run=dry_run, **common)
-    result = verify_erasure(result, actions, year=today.year, **common)
+    if request_type == "rectification":
+        result = rectify(catalog=catalog, policy=policy, source_engines=engines, tag_engine=tags, hasher=hasher, identifiers=ids,
+                         kind=str(params.get("rectify_field") or ""), new_value=str(params.get("new_value") or ""),
+                         reference=reference, today=today, dry_run=dry_run)
+        outcome = result.to_dict()
+        complete_request(tags, reference, "dry_run" if dry_run else "completed", outcome)
+        log.info("rectification %s of %s: %s", reference, result.kind, result.per_source)
+        return {"reference": reference, "records": sum(result.per_source.values()), "dry_run": dry_run}
+    if request_type == "erasure":
+        actions = plan_erasure(catalog, policy, tags, hashes, today)
+        result = apply_erasure(actions, reference=reference, today=today, dry_run=dry_run, **common)
+        result = verify_erasure(result, actions, year=today.year, **common)
+    else:
+        planner = plan_withdrawal if request_type == "consent_withdrawal" else plan_objection
+        actions = planner(catalog, policy, tags, hashes)
+        reason = "consent_withdrawn" if request_type == "consent_withdrawal" else "objection"
+        result = apply_erasure(actions, reference=reference, today=today, dry_run=dry_run, suppress_as=reason, **common)
+        # Verified when planning again finds nothing left to do but what goes to customers.
+        left = [a for a in planner(catalog, policy, tags, hashes) if a.action != "forward"]
+        result.remaining = {a.source: 1 for a in left}
+        result.verified = not left
     certificate = {**result.to_dict(), "controller": policy.controller.name, "request_type": request_type,
                    "received_on": str(request["received_on"]), "due_on": str(request["due_on"]), "completed_at": now_iso()}
     paths = write_certificate(certificate, s.report_dir / "certificates")
     for source, n in result.per_source.items():
-        log.info("erasure %s in %s: %s", reference, source, ", ".join(f"{k} {v}" for k, v in n.items() if v))
+        log.info("%s %s in %s: %s", request_type, reference, source, ", ".join(f"{k} {v}" for k, v in n.items() if v))
     status = "dry_run" if dry_run else ("completed" if result.verified else "failed")
     complete_request(tags, reference, status, {k: certificate[k] for k in ("per_source", "forwarded", "remaining", "verified")})
     if not dry_run and not result.verified:
         raise ErasureNotVerifiedError(f"request {reference}: occurrences remain in {result.remaining}; see {paths.html}")
-    log.info("erasure certificate: %s", paths.html)
+    log.info("certificate: %s", paths.html)
     return {"reference": reference, "verified": result.verified, "dry_run": dry_run, "certificate": str(paths.html)}
