@@ -44,3 +44,13 @@ def open_tag_store(url: str, *, schema: str | None = None) -> Engine:
     engine = make_engine(url, schema=schema)
     metadata.create_all(engine)
     return engine
+
+
+def lock_source(conn, source_name: str) -> None:  # type: ignore[no-untyped-def]
+    """Serialise writers of one source for the rest of the transaction.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by the source name, taken by both the
+    nightly enforcement batches and the data-subject requests, so they never interleave on the
+    same source. SQLite already allows one writer at a time (with a busy timeout to wait)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%(name)s))", {"name": f"lifecycle:{source_name}"})

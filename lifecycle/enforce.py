@@ -20,6 +20,7 @@ from sqlalchemy import Engine, and_, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lifecycle.catalog import Source
+from lifecycle.db import lock_source
 from lifecycle.errors import PlanNeedsConfirmationError
 from lifecycle.plan import SourcePlan
 from lifecycle.sqlfiles import load_sql, quote_identifier, statement
@@ -132,6 +133,7 @@ def _apply_to_source(source_engine: Engine, source: Source, batch: Batch, to_key
         if ":redacted" in stmt.text:
             params["redacted"] = REDACTED
     with source_engine.begin() as conn:
+        lock_source(conn, source.name)
         return conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params).rowcount
 
 

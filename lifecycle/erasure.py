@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, Table, and_, bindparam, delete, func, insert, select, update
 
 from lifecycle.catalog import Catalog, Source
+from lifecycle.db import lock_source
 from lifecycle.detect import find_identifiers, redact
 from lifecycle.enforce import REDACTED, _assignments
 from lifecycle.identifiers import SubjectHasher
@@ -105,6 +106,7 @@ def _redact_record(engine: Engine, source: Source, action: RecordAction, hashes:
     key = pk.type.python_type(action.record_key) if _is_int(pk) else action.record_key
     redacted = 0
     with engine.begin() as conn:
+        lock_source(conn, source.name)
         row = conn.execute(select(*[t.c[f] for f in action.fields]).where(pk == key)).mappings().first()
         if row is None:
             return 0
@@ -169,6 +171,7 @@ def apply_erasure(
         if a.action == "erase":
             stmt = statement(engine, "erase_records", table=source.table, primary_key=source.primary_key)
             with engine.begin() as conn:
+                lock_source(conn, source.name)
                 conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), {"keys": _keys(engine, source, [a.record_key])})
             _forget_record(tag_engine, a)
         elif a.action in ("hold", "anonymise"):
@@ -180,6 +183,7 @@ def apply_erasure(
                 if ":redacted" in stmt.text:
                     params["redacted"] = REDACTED
                 with engine.begin() as conn:
+                    lock_source(conn, source.name)
                     conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params)
             _hold_record(tag_engine, a, columns, hold=a.action == "hold")
         else:

@@ -35,6 +35,7 @@ def build_report(
     tag_counts: list[dict[str, Any]],
     expiring_30_days: dict[str, int],
     durations: dict[str, float],
+    open_requests: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     scans_by_source = {s["source"]: s for s in scans}
     sources = []
@@ -88,6 +89,9 @@ def build_report(
         "sources": sources,
         "validation": {"before": validation_before, "after": validation_after},
         "tag_store": tag_counts,
+        # Data-subject requests not yet completed, with days left to the one-month deadline.
+        "open_requests": [{**r, "received_on": str(r["received_on"]), "due_on": str(r["due_on"])}
+                          for r in (open_requests or [])],
         "durations_seconds": durations,
     }
 

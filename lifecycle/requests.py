@@ -85,7 +85,7 @@ def register_request(engine: Engine, reference: str, request_type: str, received
         row = conn.execute(select(subject_request).where(subject_request.c.reference == reference)).mappings().first()
         if row is not None:
             if row["request_type"] != request_type:
-                raise InvalidRequestError(f"reference {reference!r} is already a {row['request_type']} request")
+                raise InvalidRequestError(f"reference {reference!r} is already taken (request type {row['request_type']})")
             return dict(row)
         values = {
             "reference": reference, "request_type": request_type, "received_on": received_on,

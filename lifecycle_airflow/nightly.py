@@ -17,6 +17,7 @@ from lifecycle.enforce import enforce_source
 from lifecycle.errors import ValidationFailedError
 from lifecycle.plan import build_plan, register_run, summarise_plan
 from lifecycle.report import build_report, summary_lines, write_report
+from lifecycle.requests import open_requests
 from lifecycle.scan import scan_source
 from lifecycle.sqlfiles import statement
 from lifecycle_airflow import runtime
@@ -161,6 +162,7 @@ def report(
         run_id=context["run_id"], logical_date=day, dry_run=bool(context["params"].get("dry_run")), policy=policy,
         scans=scans, validation_before=before, enforcements=enforcements, validation_after=after,
         tag_counts=counts, expiring_30_days={k: int(v) for k, v in expiring.items()}, durations=durations,
+        open_requests=open_requests(engine, day),
     )
     paths = write_report(data, s.report_dir)
     for line in summary_lines(data, paths):

@@ -146,3 +146,19 @@ def test_access_extract_holds_everything_grouped_and_is_owner_only(person, hashe
     paths = write_extract(extract, tmp_path / "protected")
     assert "test.person@exempel.se" in paths.json.read_text()
     assert oct(os.stat(paths.json).st_mode & 0o777) == "0o600" and oct(os.stat(tmp_path / "protected").st_mode & 0o777) == "0o700"
+
+
+def test_request_ledger_deadlines(tag_db) -> None:  # type: ignore[no-untyped-def]
+    from lifecycle.requests import complete_request, open_requests, register_request
+
+    tags = tag_db.tag_store()
+    register_request(tags, "DSR-OLD", "erasure", date(2026, 10, 1))
+    register_request(tags, "DSR-NEW", "access", date(2026, 11, 20))
+    register_request(tags, "DSR-DONE", "access", date(2026, 11, 1))
+    complete_request(tags, "DSR-DONE", "completed", {})
+    due = {r["reference"]: r for r in open_requests(tags, TODAY)}
+    assert set(due) == {"DSR-OLD", "DSR-NEW"}
+    assert due["DSR-OLD"]["late"] is True and str(due["DSR-OLD"]["due_on"]) == "2026-11-01"
+    assert due["DSR-NEW"]["days_left"] == 25 and due["DSR-NEW"]["late"] is False
+    with pytest.raises(InvalidRequestError, match="already taken .request type erasure."):
+        register_request(tags, "DSR-OLD", "access", TODAY)
