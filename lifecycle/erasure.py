@@ -268,7 +268,9 @@ def verify_erasure(
             if engine is None:
                 continue
             t = _table(engine, source)
-            columns = source.free_text_columns + [c for k, c in source.subject.columns().items() if k == "email"]
+            # Structured columns were verified through the index; free text is swept directly,
+            # since a message may have changed since it was last scanned.
+            columns = source.free_text_columns
             if not columns:
                 continue
             condition = func.lower(t.c[columns[0]]).like(needle)
