@@ -94,8 +94,16 @@ def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: l
     return actions
 
 
+_REFLECTED: dict[tuple[str, str], Table] = {}
+
+
 def _table(engine: Engine, source: Source) -> Table:
-    return Table(source.table, MetaData(), autoload_with=engine)
+    """The source table, reflected once per engine and table (reflection costs a round trip
+    per column on PostgreSQL, far more than the erasure itself)."""
+    key = (engine.url.render_as_string(hide_password=True), source.table)
+    if key not in _REFLECTED:
+        _REFLECTED[key] = Table(source.table, MetaData(), autoload_with=engine)
+    return _REFLECTED[key]
 
 
 def _redact_record(engine: Engine, source: Source, action: RecordAction, hashes: set[str],
@@ -154,6 +162,7 @@ def apply_erasure(
 ) -> ErasureOutcome:
     outcome = ErasureOutcome(reference=reference, dry_run=dry_run)
     wanted = set(hashes)
+    groups: dict[tuple[str, str, tuple[str, ...]], list[str]] = defaultdict(list)
     for a in actions:
         counts = outcome.per_source.setdefault(a.source, {"erased": 0, "anonymised": 0, "held": 0, "redacted": 0, "forwarded": 0})
         counts[{"erase": "erased", "hold": "held", "anonymise": "anonymised", "redact": "redacted",
@@ -164,55 +173,63 @@ def apply_erasure(
             counts["anonymised"] += 1
             outcome.held.append({"source": a.source, "record_key": a.record_key, "reason": HELD_REASON,
                                  "lapses_on": a.lapses_on.isoformat() if a.lapses_on else None})
-        if dry_run or a.action == "forward":
-            continue
-        source = catalog.source(a.source)
+        if a.action in ("erase", "hold", "anonymise"):
+            groups[(a.source, a.action, a.anonymise_categories)].append(a.record_key)
+    if dry_run:
+        return outcome
+    # Set-based: one statement per source and kind of action, not one per record.
+    for (source_name, action, categories), keys in groups.items():
+        source = catalog.source(source_name)
         engine = source_engines[source.connection]
-        if a.action == "erase":
+        if action == "erase":
             stmt = statement(engine, "erase_records", table=source.table, primary_key=source.primary_key)
+            params: dict[str, Any] = {"keys": _keys(engine, source, keys)}
+            columns: list[str] = []
+        else:
+            columns = [c for cat in categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
+            stmt = statement(engine, "anonymise_columns", table=source.table, primary_key=source.primary_key,
+                             assignments_sql=_assignments(engine, source, columns)) if columns else None
+            params = {"keys": _keys(engine, source, keys), "redacted": REDACTED}
+        if stmt is not None:
+            if ":redacted" not in stmt.text:
+                params.pop("redacted", None)
             with engine.begin() as conn:
                 lock_source(conn, source.name)
-                conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), {"keys": _keys(engine, source, [a.record_key])})
-            _forget_record(tag_engine, a)
-        elif a.action in ("hold", "anonymise"):
-            columns = [c for cat in a.anonymise_categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
-            if columns:
-                stmt = statement(engine, "anonymise_columns", table=source.table, primary_key=source.primary_key,
-                                 assignments_sql=_assignments(engine, source, columns))
-                params: dict[str, Any] = {"keys": _keys(engine, source, [a.record_key])}
-                if ":redacted" in stmt.text:
-                    params["redacted"] = REDACTED
-                with engine.begin() as conn:
-                    lock_source(conn, source.name)
-                    conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params)
-            _hold_record(tag_engine, a, columns, hold=a.action == "hold")
+                conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params)
+        if action == "erase":
+            _forget_records(tag_engine, source_name, keys)
         else:
-            _redact_record(engine, source, a, wanted, hasher, identifiers, today.year)
-            with tag_engine.begin() as conn:
-                conn.execute(delete(subject_ref).where(
-                    subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
-                    subject_ref.c.field.in_(a.fields), subject_ref.c.subject_hash.in_(hashes)))
-    if not dry_run and suppress_as:
+            _hold_records(tag_engine, source_name, keys, categories, columns, hold=action == "hold")
+    for a in actions:
+        if a.action != "redact":
+            continue
+        source = catalog.source(a.source)
+        _redact_record(source_engines[source.connection], source, a, wanted, hasher, identifiers, today.year)
+        with tag_engine.begin() as conn:
+            conn.execute(delete(subject_ref).where(
+                subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
+                subject_ref.c.field.in_(a.fields), subject_ref.c.subject_hash.in_(hashes)))
+    if suppress_as:
         _suppress(tag_engine, hashes, reference, today, suppress_as)
     return outcome
 
 
-def _forget_record(tag_engine: Engine, a: RecordAction) -> None:
+def _forget_records(tag_engine: Engine, source: str, keys: list[str]) -> None:
     with tag_engine.begin() as conn:
-        conn.execute(delete(record_tag).where(record_tag.c.source == a.source, record_tag.c.record_key == a.record_key))
-        conn.execute(delete(subject_ref).where(subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key))
+        conn.execute(delete(record_tag).where(record_tag.c.source == source, record_tag.c.record_key.in_(keys)))
+        conn.execute(delete(subject_ref).where(subject_ref.c.source == source, subject_ref.c.record_key.in_(keys)))
 
 
-def _hold_record(tag_engine: Engine, a: RecordAction, anonymised_columns: list[str], hold: bool) -> None:
-    mine = and_(record_tag.c.source == a.source, record_tag.c.record_key == a.record_key)
+def _hold_records(tag_engine: Engine, source: str, keys: list[str], categories: tuple[str, ...],
+                  anonymised_columns: list[str], hold: bool) -> None:
+    mine = and_(record_tag.c.source == source, record_tag.c.record_key.in_(keys))
     with tag_engine.begin() as conn:
-        conn.execute(update(record_tag).where(mine, record_tag.c.category.in_(a.anonymise_categories))
-                     .values(status="anonymised"))
+        conn.execute(update(record_tag).where(mine, record_tag.c.category.in_(categories)).values(status="anonymised"))
         if hold:
             # Held: out of processing, kept to the obligation's end; the nightly run erases it then.
-            conn.execute(update(record_tag).where(mine, record_tag.c.category.notin_(a.anonymise_categories))
+            conn.execute(update(record_tag).where(mine, record_tag.c.category.notin_(categories))
                          .values(status="held", violation=HELD_REASON[:200]))
-        conn.execute(delete(subject_ref).where(subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
+        conn.execute(delete(subject_ref).where(subject_ref.c.source == source, subject_ref.c.record_key.in_(keys),
                                                subject_ref.c.field.in_(anonymised_columns)))
 
 
