@@ -36,6 +36,7 @@ def build_report(
     expiring_30_days: dict[str, int],
     durations: dict[str, float],
     open_requests: list[dict[str, Any]] | None = None,
+    sub_processors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     scans_by_source = {s["source"]: s for s in scans}
     sources = []
@@ -89,6 +90,8 @@ def build_report(
         "sources": sources,
         "validation": {"before": validation_before, "after": validation_after},
         "tag_store": tag_counts,
+        # Bilaga 2 checked against the transfer-mechanism table: invalid entries are findings.
+        "sub_processors": sub_processors or [],
         # Data-subject requests not yet completed, with days left to the one-month deadline.
         "open_requests": [{**r, "received_on": str(r["received_on"]), "due_on": str(r["due_on"])}
                           for r in (open_requests or [])],
@@ -160,6 +163,9 @@ def summary_lines(report: dict[str, Any], paths: ReportPaths) -> list[str]:
         f"({_failures(before)}); after: "
         + ("not run (dry run)" if after is None else f"{'passed' if after['success'] else 'FAILED'} ({_failures(after)})")
     )
+    for finding in report.get("sub_processors", []):
+        if not finding["valid"]:
+            lines.append(f"sub-processor finding: {finding['name']}: {finding['problem']}")
     lines.append(f"report: {paths.html}")
     lines.append(f"        {paths.json}")
     return lines

@@ -24,6 +24,7 @@ class Settings:
     report_dir: Path
     suite_dir: Path
     extract_dir: Path
+    mechanisms_path: Path
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -35,6 +36,8 @@ class Settings:
             suite_dir=Path(os.environ.get("LIFECYCLE_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations")),
             # Access extracts hold personal data: a location of their own, owner-only.
             extract_dir=Path(os.environ.get("LIFECYCLE_EXTRACT_DIR", home / "protected" / "extracts")),
+            mechanisms_path=Path(os.environ.get("LIFECYCLE_TRANSFER_MECHANISMS",
+                                                PROJECT_ROOT / "config" / "transfer_mechanisms.yaml")),
         )
 
 

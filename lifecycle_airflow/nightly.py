@@ -17,6 +17,7 @@ from lifecycle.enforce import enforce_source
 from lifecycle.errors import ValidationFailedError
 from lifecycle.plan import build_plan, register_run, summarise_plan
 from lifecycle.report import build_report, summary_lines, write_report
+from lifecycle.register import check_register, load_mechanisms
 from lifecycle.requests import open_requests
 from lifecycle.scan import scan_source
 from lifecycle.sqlfiles import statement
@@ -163,6 +164,7 @@ def report(
         scans=scans, validation_before=before, enforcements=enforcements, validation_after=after,
         tag_counts=counts, expiring_30_days={k: int(v) for k, v in expiring.items()}, durations=durations,
         open_requests=open_requests(engine, day),
+        sub_processors=[f.to_dict() for f in check_register(policy, load_mechanisms(s.mechanisms_path), day)],
     )
     paths = write_report(data, s.report_dir)
     for line in summary_lines(data, paths):

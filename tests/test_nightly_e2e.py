@@ -149,6 +149,8 @@ def test_nightly_dag_enforces_exactly_the_policy(db, tag_db, airflow_db, nightly
         1 for r in before["newsletter_subscribers"].values() if expected_row("newsletter_subscribers", r) is None)
     assert sum(s["records_scanned"] for s in report["sources"]) == sum(len(r) for r in before.values())
     assert report["totals"]["records_erased"] == erased
+    register = {f["sub_processor"]: f for f in report["sub_processors"]}
+    assert register["albacross"]["valid"] is True and register["g_suite"]["valid"] is False  # Privacy Shield
     # No personal data in the reports: no e-mail, phone number or name from the data.
     html = report_json[0].with_suffix(".html").read_text()
     text = report_json[0].read_text() + html
