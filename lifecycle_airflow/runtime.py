@@ -57,7 +57,11 @@ def connection_url(conn_id: str) -> tuple[str, str | None]:
     """
     from airflow.sdk import Connection
 
-    conn = Connection.get(conn_id)
+    return url_of(Connection.get(conn_id), conn_id)
+
+
+def url_of(conn: Any, conn_id: str) -> tuple[str, str | None]:
+    """SQLAlchemy URL and schema of a Connection object (task SDK or metadata model alike)."""
     extra: dict[str, Any] = conn.extra_dejson or {}
     schema = extra.get("search_path")
     if extra.get("sqlalchemy_url"):

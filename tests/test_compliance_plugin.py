@@ -1,0 +1,77 @@
+"""The compliance page: a registered Airflow plugin, behind Airflow's login, with figures that
+match the tag store."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from lifecycle.tables import record_tag
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plugin_registers_an_app_and_a_menu_entry() -> None:
+    sys.path.insert(0, str(ROOT / "plugins"))
+    module = importlib.import_module("lifecycle_compliance")
+    plugin = module.LifecycleCompliancePlugin
+    assert plugin.fastapi_apps[0]["url_prefix"] == "/lifecycle"
+    assert plugin.external_views[0]["destination"] == "nav" and plugin.external_views[0]["href"] == "/lifecycle/"
+
+
+@pytest.fixture
+def api(airflow_db, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    tags_url = f"sqlite:///{tmp_path / 'tagstore.db'}"
+    monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_TAGSTORE", f'{{"conn_type": "generic", "extra": {{"sqlalchemy_url": "{tags_url}"}}}}')
+    monkeypatch.setenv("LIFECYCLE_REPORT_DIR", str(tmp_path / "reports"))
+    from lifecycle.db import open_tag_store
+
+    engine = open_tag_store(tags_url)
+    base = dict(activity="newsletter", role="controller", controller="self", clock_value=date(2025, 1, 1),
+                on_expiry="erase", run_id="r", violation=None, subject_refs=None, category="contact_details")
+    today = date.today()
+    with engine.begin() as conn:
+        conn.execute(record_tag.insert(), [
+            {**base, "source": "newsletter_subscribers", "record_key": "1", "lawful_basis": "consent", "status": "active",
+             "deadline": today.replace(year=today.year + 1)},
+            {**base, "source": "newsletter_subscribers", "record_key": "2", "lawful_basis": "consent", "status": "active",
+             "deadline": today},
+            {**base, "source": "customers", "activity": "customers", "record_key": "3", "lawful_basis": "contract",
+             "status": "active", "deadline": None},
+        ])
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+
+    purge_cached_app()
+    app = create_app(apps="core")
+    yield TestClient(app)
+    purge_cached_app()
+
+
+def _token() -> str:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+
+
+def test_anonymous_is_refused_and_a_user_sees_the_tag_store(api) -> None:  # type: ignore[no-untyped-def]
+    assert api.get("/lifecycle/api/summary").status_code in (401, 403)
+    assert api.get("/lifecycle/").status_code in (401, 403)
+    headers = {"Authorization": f"Bearer {_token()}"}
+    summary = api.get("/lifecycle/api/summary", headers=headers)
+    assert summary.status_code == 200
+    data = summary.json()
+    sources = {s["source"]: s for s in data["sources"]}
+    assert sources["newsletter_subscribers"]["by_basis"] == {"consent": 2}
+    assert sources["newsletter_subscribers"]["expiring_next_30_days"] == 1
+    assert sources["customers"]["by_basis"] == {"contract": 1}
+    register = {f["sub_processor"]: f["valid"] for f in data["sub_processors"]}
+    assert register == {"albacross": True, "g_suite": False}
+    page = api.get("/lifecycle/", headers=headers)
+    assert page.status_code == 200 and "Lifecycle compliance" in page.text and "Privacy Shield" in page.text
