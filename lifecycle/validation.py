@@ -1,34 +1,65 @@
 """Great Expectations validation of the tag store.
 
-The suite lives in expectations/tag_store.json; its parameters (the purposes the policy allows,
-the run's logical date) are filled at run time. Only the records the pipeline still processes
-are validated (status active or violation); anonymised and restricted ones are out of scope.
+Two suites, loaded from ``suite_dir`` at run time: ``tag_store.json`` over the records the
+pipeline still processes or keeps (status active, violation or held; anonymised and restricted
+ones are out of scope), with its parameters (the purposes the policy allows, the run's logical
+date) filled at run time, and ``schema_drift.json`` over the schema findings of the scans.
 Results carry counts only, never the unexpected values (they could be keys of personal data).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-log = logging.getLogger(__name__)
+from lifecycle.errors import ConfigError, LifecycleError
+
+if TYPE_CHECKING:
+    from great_expectations import ExpectationSuite
+    from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.datasource.fluent import SQLDatasource
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage statistics leave the machine
 
-SCHEMA_FINDINGS_QUERY = "SELECT source, column_name, finding FROM lc_schema_finding"
+# `deadline` is selected as stored: a query asset carries no column types, so GX's refusal of
+# text columns in ExpectColumnValuesToBeBetween does not apply, and the bound is compared as a
+# date (SQLite keeps ISO text, which orders like the date). Never CAST(... AS DATE) here: on
+# SQLite that means NUMERIC affinity and turns '2026-11-25' into 2026.
 PROCESSED_RECORDS_QUERY = (
     "SELECT source, record_key, category, activity, lawful_basis, deadline, status, "
     "activity || ':' || category || ':' || COALESCE(lawful_basis, '') AS purpose "
     "FROM lc_record_tag WHERE status IN ('active', 'violation', 'held')"
 )
+SCHEMA_FINDINGS_QUERY = "SELECT source, column_name, finding FROM lc_schema_finding"
+
+
+@dataclass(frozen=True)
+class _Suite:
+    file: str
+    asset: str
+    query: str
+
+
+SUITES = (
+    _Suite("tag_store.json", "processed_records", PROCESSED_RECORDS_QUERY),
+    _Suite("schema_drift.json", "schema_findings", SCHEMA_FINDINGS_QUERY),
+)
+# Counts only: LIMIT 0 on the unexpected-values query, and none copied into the result.
+# (GX fills in missing keys of the dict it is given: pass a copy.)
+RESULT_FORMAT: dict[str, Any] = {"result_format": "BASIC", "partial_unexpected_count": 0,
+                                 "exclude_unexpected_values": True}
+
+
+class ValidationRunError(LifecycleError):
+    """GX could not evaluate an expectation (a missing table, a lost search_path, a bad query)."""
 
 
 @dataclass(frozen=True)
@@ -65,47 +96,102 @@ def validate_tag_store(
     allowed_purposes: Sequence[str],
     suite_dir: Path,
 ) -> ValidationResult:
-    """Run the tag-store suite over the processed records and the drift suite over the
-    schema findings; one result with every expectation's outcome."""
+    """Run every suite of ``SUITES`` against the tag store behind ``engine``.
+
+    GX builds an engine of its own from ``engine.url``: on PostgreSQL the search_path must be
+    in the URL (``lifecycle.db.make_engine`` puts it there), not only in ``connect_args``.
+    """
+    context = _quiet_context()
+    datasource = _add_datasource(context, engine)
+    parameters = {"logical_date": logical_date, "allowed_purposes": list(allowed_purposes)}
+    try:
+        runs = [_run_suite(context, datasource, s, suite_dir, parameters) for s in SUITES]
+    finally:
+        # GX keeps two engines (one tested the connection, one ran the suites), each with a pool.
+        datasource.get_engine().dispose()
+        datasource.get_execution_engine().engine.dispose()
+    tag_outcomes = tuple(_outcome(r) for r in runs[0].results)
+    outcomes = tag_outcomes + tuple(_outcome(r) for run in runs[1:] for r in run.results)
+    return ValidationResult(
+        stage=stage,
+        success=all(bool(run.success) for run in runs),
+        evaluated_records=max((o.element_count for o in tag_outcomes), default=0),
+        outcomes=outcomes,
+    )
+
+
+def _quiet_context() -> AbstractDataContext:
     import great_expectations as gx  # heavy: imported only when validation runs
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
+    context = gx.get_context(mode="ephemeral")  # in memory: nothing written to disk
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # task logs, not a terminal
-    name = f"tagstore_{uuid.uuid4().hex[:8]}"
-    # The URL carries the PostgreSQL search_path (lifecycle.db.make_engine puts it there).
-    datasource = context.data_sources.add_sql(name=name, connection_string=engine.url.render_as_string(hide_password=False))
-    parameters = {"logical_date": logical_date.isoformat(), "allowed_purposes": list(allowed_purposes)}
-    outcomes: list[ExpectationOutcome] = []
-    success = True
-    evaluated = 0
-    for suite_file, asset_name, query in (
-        ("tag_store.json", "processed_records", PROCESSED_RECORDS_QUERY),
-        ("schema_drift.json", "schema_findings", SCHEMA_FINDINGS_QUERY),
-    ):
-        suite_doc = json.loads((suite_dir / suite_file).read_text(encoding="utf-8"))
-        batch = datasource.add_query_asset(name=asset_name, query=query).add_batch_definition_whole_table("all")
-        suite = context.suites.add(gx.ExpectationSuite(name=suite_doc["name"], expectations=suite_doc["expectations"]))
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{name}_{asset_name}", data=batch, suite=suite))
-        result = definition.run(expectation_parameters=parameters, result_format="SUMMARY")
-        success = success and bool(result.success)
-        suite_outcomes = [_outcome(r) for r in result.results]
-        outcomes += suite_outcomes
-        if asset_name == "processed_records":
-            evaluated = max((o.element_count for o in suite_outcomes), default=0)
-    return ValidationResult(stage=stage, success=success, evaluated_records=evaluated, outcomes=tuple(outcomes))
+    return context
 
 
-def _outcome(r: Any) -> ExpectationOutcome:
-    config = r.expectation_config
-    summary = r.result or {}
+def _add_datasource(context: AbstractDataContext, engine: Engine) -> SQLDatasource:
+    # The dialect's own datasource: the generic one warns, and SQLite gets GX's SQLite engine.
+    sources = context.data_sources
+    add = {"sqlite": sources.add_sqlite, "postgresql": sources.add_postgres}.get(engine.dialect.name, sources.add_sql)
+    return add(name="tag_store", connection_string=engine.url.render_as_string(hide_password=False))
+
+
+def _run_suite(context: AbstractDataContext, datasource: SQLDatasource, suite: _Suite,
+               suite_dir: Path, parameters: dict[str, Any]) -> ExpectationSuiteValidationResult:
+    from great_expectations import ValidationDefinition
+
+    batch = datasource.add_query_asset(name=suite.asset, query=suite.query).add_batch_definition_whole_table("all")
+    expectations = context.suites.add(_load_suite(suite_dir / suite.file))
+    definition = context.validation_definitions.add(
+        ValidationDefinition(name=f"{datasource.name}_{suite.asset}", data=batch, suite=expectations))
+    run = definition.run(expectation_parameters=parameters, result_format=dict(RESULT_FORMAT))
+    _raise_if_not_evaluated(run, suite)
+    return run
+
+
+def _load_suite(path: Path) -> ExpectationSuite:
+    from great_expectations import ExpectationSuite
+
+    document = json.loads(path.read_text(encoding="utf-8"))
+    suite = ExpectationSuite(**document)
+    # ExpectationSuite logs and drops an invalid expectation: a typo would pass validation.
+    declared = len(document.get("expectations", []))
+    if len(suite.expectations) != declared:
+        raise ConfigError(str(path), "expectations",
+                          f"{declared - len(suite.expectations)} of {declared} invalid (GX logged why)")
+    return suite
+
+
+def _raise_if_not_evaluated(run: ExpectationSuiteValidationResult, suite: _Suite) -> None:
+    # GX turns an exception into a failed expectation with no counts: "0 of 0 unexpected" would
+    # read as a data problem, when the tag store could not be read at all.
+    for result in run.results:
+        info = result.exception_info or {}
+        # One dict, or one per metric (keyed by metric id) when a metric raised.
+        for entry in [info] if "raised_exception" in info else list(info.values()):
+            if isinstance(entry, dict) and entry.get("raised_exception"):
+                message = str(entry.get("exception_message") or "").splitlines()[:1]
+                raise ValidationRunError(
+                    f"suite {suite.file} on {suite.asset}: {result.expectation_config.type} "
+                    f"could not be evaluated: {' '.join(message)}")
+
+
+def _outcome(result: ExpectationValidationResult) -> ExpectationOutcome:
+    config = result.expectation_config
+    summary = result.result or {}
+    if "observed_value" in summary:
+        # A table-level expectation (row count = 0 over the findings): every row is a finding.
+        rows = int(summary["observed_value"] or 0)
+        element_count, unexpected_count = rows, 0 if result.success else rows
+    else:
+        element_count = int(summary.get("element_count") or 0)
+        unexpected_count = int(summary.get("unexpected_count") or 0)
     return ExpectationOutcome(
         expectation=config.type,
         column=str(config.kwargs.get("column", "")),
+        # The suite files keep the human text in meta.description.
         description=str((config.meta or {}).get("description", config.type)),
-        success=bool(r.success),
-        element_count=int(summary.get("element_count") or 0),
-        # A row-count expectation reports the rows it saw: here every row is a finding.
-        unexpected_count=int(summary.get("unexpected_count") or summary.get("observed_value") or 0),
+        success=bool(result.success),
+        element_count=element_count,
+        unexpected_count=unexpected_count,
     )
