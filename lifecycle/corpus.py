@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from lifecycle.identifiers import luhn_check_digit
+
 REFERENCE_YEAR = 2026
 
 Truth = list[tuple[str, str]]
@@ -80,14 +82,6 @@ _LABELLED_TEMPLATES = {"personnummer": 3, "samordningsnummer": 2}  # the first o
 
 # -- helpers -------------------------------------------------------------------------------
 
-
-def luhn_check_digit(body: str) -> int:
-    """The Luhn check digit of a 9-digit body (personnummer YYMMDDNNN, organisationsnummer)."""
-    total = 0
-    for i, ch in enumerate(body):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return (10 - total % 10) % 10
 
 
 def _digits(rng: random.Random, n: int, first: str = "0123456789") -> str:

@@ -32,6 +32,7 @@ from faker import Faker
 from sqlalchemy import Column, Date, DateTime, Engine, Integer, MetaData, Numeric, String, Table, Text, text
 
 from lifecycle.db import make_engine
+from lifecycle.identifiers import luhn_check_digit  # noqa: F401 - re-exported for callers of the demo
 
 CHUNK = 5000
 BASES = ("consent", "contract", "legitimate_interest")
@@ -95,13 +96,6 @@ def build_tables(metadata: MetaData) -> dict[str, Table]:
 # -- Swedish identifiers -------------------------------------------------------------------
 
 
-def luhn_check_digit(digits: str) -> int:
-    """The Luhn check digit of a 9-digit body (personnummer YYMMDDNNN, organisationsnummer)."""
-    total = 0
-    for i, ch in enumerate(digits):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return (10 - total % 10) % 10
 
 
 def personnummer(rng: random.Random, *, samordning: bool = False, twelve: bool = True, born: date | None = None) -> str:

@@ -15,6 +15,15 @@ _NON_DIGITS = re.compile(r"\D")
 _SPACES = re.compile(r"\s+")
 
 
+def luhn_check_digit(body: str) -> int:
+    """The Luhn check digit of a 9-digit body (personnummer YYMMDDNNN, organisationsnummer)."""
+    total = 0
+    for i, ch in enumerate(body):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return (10 - total % 10) % 10
+
+
 def normalise_email(value: str) -> str | None:
     value = value.strip().lower()
     return value if "@" in value else None
