@@ -87,6 +87,35 @@ class ChangeTracking(_Frozen):
         return self.column or self.monotonic_key or ""
 
 
+ObjectFormat = Literal["csv", "jsonl", "json"]
+# Retention clock of records in object storage that carry no date of their own: the object's
+# last-modified time (kept across the pipeline's own rewrites, see lifecycle.objects).
+OBJECT_LAST_MODIFIED = "_object_last_modified"
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class ObjectStorage(_Frozen):
+    """Records in objects of an S3-compatible store: one file format per source."""
+
+    bucket: str
+    prefix: str = ""
+    format: ObjectFormat
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not _BUCKET.match(value):
+            raise ValueError(f"{value!r} is not a valid bucket name (3-63 lower-case letters, digits, '.' and '-')")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        if value.startswith("/") or any(ord(ch) < 32 for ch in value):
+            raise ValueError(f"{value!r}: a prefix starts without '/' and holds no control characters")
+        return value
+
+
 class Defaults(_Frozen):
     connection: str = "lifecycle_demo"
     batch_size: int = Field(1000, ge=1, le=50_000)
@@ -97,7 +126,9 @@ class Defaults(_Frozen):
 class Source(_Frozen):
     name: str
     connection: str
-    table: str
+    # A table in a SQL database, or objects in a bucket (then primary_key is a field of each record).
+    table: str | None = None
+    storage: ObjectStorage | None = None
     primary_key: str
     activity: str
     columns: dict[str, ColumnSpec] = Field(min_length=1)
@@ -145,6 +176,20 @@ class Source(_Frozen):
         return value
 
     @model_validator(mode="after")
+    def _table_or_storage(self) -> Source:
+        if (self.table is None) == (self.storage is None):
+            raise ValueError("give exactly one of table (a SQL source) or storage (an object-storage source)")
+        if self.retention_clock == OBJECT_LAST_MODIFIED and self.storage is None:
+            raise ValueError(f"retention_clock {OBJECT_LAST_MODIFIED} exists only for object-storage sources")
+        if self.storage is not None and self.change_tracking is not None:
+            raise ValueError("object-storage sources are scanned incrementally by ETag: remove change_tracking")
+        return self
+
+    @property
+    def is_object_source(self) -> bool:
+        return self.storage is not None
+
+    @model_validator(mode="after")
     def _subject_columns_are_catalogued(self) -> Source:
         for kind, column in self.subject.columns().items():
             if column not in self.columns:
@@ -163,7 +208,7 @@ class Source(_Frozen):
 
     def referenced_columns(self) -> list[str]:
         """Every column the pipeline reads from the table, key first."""
-        extra = [self.retention_clock]
+        extra = [] if self.retention_clock == OBJECT_LAST_MODIFIED else [self.retention_clock]
         extra += [spec.column for spec in [self.lawful_basis, *self.category_bases.values()] if isinstance(spec, BasisFromColumn)]
         if self.controller_column:
             extra.append(self.controller_column)

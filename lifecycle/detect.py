@@ -354,7 +354,11 @@ def find_identifiers(text: str, *, reference_year: int = 2026) -> list[Finding]:
     return [Finding(*c) for c in candidates]
 
 
-def redact(text: str, findings: Sequence[Finding], replacement: Callable[[Finding], str] | str = "[raderad]") -> str:
+# What replaces erased or redacted values, in sources and in free text.
+REDACTED = "[raderad]"
+
+
+def redact(text: str, findings: Sequence[Finding], replacement: Callable[[Finding], str] | str = REDACTED) -> str:
     """``text`` with each finding's span replaced; a span overlapping an earlier one is skipped."""
     out, last = [], 0
     for f in sorted(findings, key=lambda f: f.start):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from itertools import groupby, islice
 from typing import Any
@@ -21,14 +21,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from lifecycle.catalog import Source
 from lifecycle.db import lock_source
+from lifecycle.detect import REDACTED
 from lifecycle.errors import PlanNeedsConfirmationError
+from lifecycle.object_enforce import ObjectStats, anonymiser, apply_changes, erase
+from lifecycle.objects import ObjectStore
 from lifecycle.plan import SourcePlan
 from lifecycle.sqlfiles import load_sql, quote_identifier, statement
 from lifecycle.tables import journal, record_tag, subject_ref
 
 log = logging.getLogger(__name__)
 
-REDACTED = "[raderad]"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class EnforceStats:
     fields_anonymised: int = 0
     violations_restricted: int = 0
     rows_affected: int = 0
+    # Object-storage sources: what happened to the objects holding the records.
+    objects: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     planned: dict[str, Any] = field(default_factory=dict)
 
@@ -137,6 +141,14 @@ def _apply_to_source(source_engine: Engine, source: Source, batch: Batch, to_key
         return conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params).rowcount
 
 
+def _apply_to_objects(store: ObjectStore, tag_engine: Engine, source: Source, batch: Batch,
+                      crash_after_write: bool) -> ObjectStats:
+    if batch.action == "restrict":
+        return ObjectStats()
+    change = erase if batch.action == "erase" else anonymiser(source, _columns_to_anonymise(source, batch))
+    return apply_changes(store, tag_engine, source, {k: change for k in batch.keys}, crash_after_write=crash_after_write)
+
+
 def _update_tag_store(conn, source: Source, batch: Batch) -> None:  # type: ignore[no-untyped-def]
     keys = list(batch.keys)
     tags = and_(record_tag.c.source == source.name, record_tag.c.record_key.in_(keys))
@@ -188,15 +200,17 @@ def enforce_source(
     source: Source,
     plan: SourcePlan,
     *,
-    source_engine: Engine,
+    source_engine: Engine | ObjectStore,
     tag_engine: Engine,
     run_id: str,
     dry_run: bool,
     confirmed: bool = False,
     progress: Callable[[int, int], None] | None = None,
     crash_after_batches: int | None = None,
+    crash_after_object_write: bool = False,
 ) -> EnforceStats:
-    """Apply the run's plan for one source. ``crash_after_batches`` exists for crash tests."""
+    """Apply the run's plan for one source (a SQL engine, or the object store of an
+    object-storage source). The crash_* arguments exist for crash tests."""
     started = time.monotonic()
     stats = EnforceStats(source=source.name, dry_run=dry_run, planned=plan.to_dict())
     if plan.needs_confirmation and not confirmed and not dry_run:
@@ -213,7 +227,8 @@ def enforce_source(
         stats.seconds = round(time.monotonic() - started, 3)
         return stats
     done = _done_batches(tag_engine, run_id, source)
-    to_key = _key_type(source_engine, source)
+    objects = ObjectStats()
+    to_key = _key_type(source_engine, source) if isinstance(source_engine, Engine) else str
     for i, batch in enumerate(batches):
         if batch.number in done:
             stats.batches_skipped += 1
@@ -221,9 +236,18 @@ def enforce_source(
         if crash_after_batches is not None and stats.batches >= crash_after_batches:
             raise RuntimeError(f"simulated crash before batch {batch.number} of {source.name}")
         _journal_started(tag_engine, run_id, source, batch)
-        affected = _apply_to_source(source_engine, source, batch, to_key)
+        done_part = batch
+        if isinstance(source_engine, ObjectStore):
+            changed = _apply_to_objects(source_engine, tag_engine, source, batch, crash_after_object_write)
+            objects.add(changed)
+            affected = changed.records_changed
+            if changed.skipped_keys:  # records in objects that turned unreadable: still to do
+                skipped = set(changed.skipped_keys)
+                done_part = replace(batch, keys=tuple(k for k in batch.keys if k not in skipped))
+        else:
+            affected = _apply_to_source(source_engine, source, batch, to_key)
         with tag_engine.begin() as conn:
-            _update_tag_store(conn, source, batch)
+            _update_tag_store(conn, source, done_part)
             conn.execute(
                 update(journal)
                 .where(journal.c.run_id == run_id, journal.c.source == source.name, journal.c.batch_no == batch.number)
@@ -234,5 +258,7 @@ def enforce_source(
         _count(stats, batch)
         if progress:
             progress(i + 1, len(batches))
+    if isinstance(source_engine, ObjectStore):
+        stats.objects = objects.to_dict()
     stats.seconds = round(time.monotonic() - started, 3)
     return stats

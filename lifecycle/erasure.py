@@ -23,7 +23,11 @@ from sqlalchemy import Engine, MetaData, Table, and_, bindparam, delete, func, i
 from lifecycle.catalog import Catalog, Source
 from lifecycle.db import lock_source
 from lifecycle.detect import find_identifiers, redact
-from lifecycle.enforce import REDACTED, _assignments
+from lifecycle.detect import REDACTED
+from lifecycle.enforce import _assignments
+from lifecycle.object_enforce import RecordChange, anonymiser, apply_changes, erase, object_keys
+from lifecycle.object_scan import read_records, split_record_key
+from lifecycle.objects import ObjectStore
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.policy import Policy
 from lifecycle.requests import SubjectIdentifiers
@@ -106,32 +110,39 @@ def _table(engine: Engine, source: Source) -> Table:
     return _REFLECTED[key]
 
 
+def _redact_text(text: str, hashes: set[str], hasher: SubjectHasher, ids: SubjectIdentifiers, year: int) -> str:
+    """``text`` with the person's identifiers (and their name, when given) replaced."""
+    spans = [x for x in find_identifiers(text, reference_year=year)
+             if FREE_TEXT_KINDS.get(x.kind) and hasher.hash(FREE_TEXT_KINDS[x.kind], x.normalised) in hashes]
+    new = redact(text, spans, REDACTED)
+    if ids.name and ids.name in new:
+        new = new.replace(ids.name, REDACTED)
+    return new
+
+
+def _redactor(fields: tuple[str, ...], hashes: set[str], hasher: SubjectHasher, ids: SubjectIdentifiers,
+              year: int) -> RecordChange:
+    def change(record: dict[str, Any]) -> dict[str, Any]:
+        return {**record, **{f: _redact_text(str(record[f]), hashes, hasher, ids, year)
+                             for f in fields if record.get(f)}}
+    return change
+
+
 def _redact_record(engine: Engine, source: Source, action: RecordAction, hashes: set[str],
-                   hasher: SubjectHasher, ids: SubjectIdentifiers, year: int) -> int:
-    """Replace the person's identifiers in the record's free text; returns spans redacted."""
+                   hasher: SubjectHasher, ids: SubjectIdentifiers, year: int) -> None:
+    """Replace the person's identifiers in the record's free text."""
     t = _table(engine, source)
     pk = t.c[source.primary_key]
     key = pk.type.python_type(action.record_key) if _is_int(pk) else action.record_key
-    redacted = 0
     with engine.begin() as conn:
         lock_source(conn, source.name)
         row = conn.execute(select(*[t.c[f] for f in action.fields]).where(pk == key)).mappings().first()
         if row is None:
-            return 0
-        values = {}
-        for f in action.fields:
-            text = row[f] or ""
-            spans = [x for x in find_identifiers(text, reference_year=year)
-                     if FREE_TEXT_KINDS.get(x.kind) and hasher.hash(FREE_TEXT_KINDS[x.kind], x.normalised) in hashes]
-            new = redact(text, spans, REDACTED)
-            if ids.name and ids.name in new:
-                new = new.replace(ids.name, REDACTED)
-            if new != text:
-                values[f] = new
-                redacted += max(len(spans), 1)
+            return
+        values = {f: new for f in action.fields
+                  if (new := _redact_text(row[f] or "", hashes, hasher, ids, year)) != (row[f] or "")}
         if values:
             conn.execute(update(t).where(pk == key).values(**values))
-    return redacted
 
 
 def _is_int(column: Any) -> bool:
@@ -181,6 +192,15 @@ def apply_erasure(
     for (source_name, action, categories), keys in groups.items():
         source = catalog.source(source_name)
         engine = source_engines[source.connection]
+        if isinstance(engine, ObjectStore):
+            columns = [c for cat in categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
+            change = erase if action == "erase" else anonymiser(source, columns)
+            apply_changes(engine, tag_engine, source, {k: change for k in keys})
+            if action == "erase":
+                _forget_records(tag_engine, source_name, keys)
+            else:
+                _hold_records(tag_engine, source_name, keys, categories, columns, hold=action == "hold")
+            continue
         if action == "erase":
             stmt = statement(engine, "erase_records", table=source.table, primary_key=source.primary_key)
             params: dict[str, Any] = {"keys": _keys(engine, source, keys)}
@@ -200,11 +220,22 @@ def apply_erasure(
             _forget_records(tag_engine, source_name, keys)
         else:
             _hold_records(tag_engine, source_name, keys, categories, columns, hold=action == "hold")
+    redactions: dict[str, dict[str, RecordChange]] = defaultdict(dict)
     for a in actions:
         if a.action != "redact":
             continue
         source = catalog.source(a.source)
-        _redact_record(source_engines[source.connection], source, a, wanted, hasher, identifiers, today.year)
+        backend = source_engines[source.connection]
+        if isinstance(backend, ObjectStore):
+            redactions[a.source][a.record_key] = _redactor(a.fields, wanted, hasher, identifiers, today.year)
+        else:
+            _redact_record(backend, source, a, wanted, hasher, identifiers, today.year)
+    for source_name, changes in redactions.items():  # one rewrite per object, however many mentions
+        source = catalog.source(source_name)
+        apply_changes(source_engines[source.connection], tag_engine, source, changes)  # type: ignore[arg-type]
+    for a in actions:
+        if a.action != "redact":
+            continue
         with tag_engine.begin() as conn:
             conn.execute(delete(subject_ref).where(
                 subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
@@ -263,11 +294,15 @@ def verify_erasure(
         if (loc.source, loc.record_key) not in allowed:
             remaining[loc.source] += 1
     wanted = set(hashes)
+    for source_name, left in _left_in_objects(actions, catalog, source_engines, tag_engine, hasher, wanted, year).items():
+        remaining[source_name] += left
     for a in actions:
         if a.action != "redact":
             continue
         source = catalog.source(a.source)
         engine = source_engines[source.connection]
+        if isinstance(engine, ObjectStore):
+            continue  # re-read above, object by object
         t = _table(engine, source)
         pk = t.c[source.primary_key]
         key = int(a.record_key) if _is_int(pk) else a.record_key
@@ -282,8 +317,8 @@ def verify_erasure(
         needle = f"%{identifiers.email.lower()}%"
         for source in catalog.sources.values():
             engine = source_engines.get(source.connection)
-            if engine is None:
-                continue
+            if engine is None or isinstance(engine, ObjectStore):
+                continue  # objects: the touched ones were re-read in full above
             t = _table(engine, source)
             # Structured columns were verified through the index; free text is swept directly,
             # since a message may have changed since it was last scanned.
@@ -301,3 +336,43 @@ def verify_erasure(
     outcome.remaining = dict(remaining)
     outcome.verified = not remaining
     return outcome
+
+
+def _left_in_objects(actions: list[RecordAction], catalog: Catalog, source_engines: dict[str, Any], tag_engine: Engine,
+                     hasher: SubjectHasher, wanted: set[str], year: int) -> dict[str, int]:
+    """Re-read every object the erasure touched: no record of it may still hold the person
+    (in a structured field or in free text), and no older version may be left behind."""
+    left: dict[str, int] = defaultdict(int)
+    touched: dict[str, set[str]] = defaultdict(set)
+    allowed: dict[str, set[str]] = defaultdict(set)
+    for a in actions:
+        source = catalog.source(a.source)
+        if isinstance(source_engines.get(source.connection), ObjectStore):
+            ref, pk = split_record_key(a.record_key)
+            touched[a.source].add(ref)
+            if a.action in ("hold", "forward"):
+                allowed[a.source].add(pk)
+    for source_name, refs in touched.items():
+        source = catalog.source(source_name)
+        store: ObjectStore = source_engines[source.connection]
+        assert source.storage is not None
+        for key in object_keys(tag_engine, source, refs).values():
+            read = read_records(store, source, key)
+            if len(store.versions(source.storage.bucket, key)) > (1 if read else 0):
+                left[source_name] += 1  # an older version may still hold the person
+            for record in (read[1] if read else []):
+                if str(record[source.primary_key]) not in allowed[source_name] and _holds(record, source, hasher, wanted, year):
+                    left[source_name] += 1
+    return left
+
+
+def _holds(record: dict[str, Any], source: Source, hasher: SubjectHasher, wanted: set[str], year: int) -> bool:
+    for kind, column in source.subject.columns().items():
+        if kind in ("email", "phone", "personnummer", "org_number") and hasher.reference(kind, record.get(column), year) in wanted:
+            return True
+    for column in source.free_text_columns:
+        for x in find_identifiers(str(record.get(column) or ""), reference_year=year):
+            kind = FREE_TEXT_KINDS.get(x.kind)
+            if kind and hasher.hash(kind, x.normalised) in wanted:
+                return True
+    return False

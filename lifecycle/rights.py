@@ -19,7 +19,9 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, delete, select, update
 
-from lifecycle.catalog import Catalog
+from lifecycle.catalog import Catalog, Source
+from lifecycle.object_enforce import apply_changes
+from lifecycle.objects import ObjectStore
 from lifecycle.erasure import RecordAction
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.policy import Policy
@@ -130,6 +132,14 @@ def rectify(
             outcome.forwarded[customer] = outcome.forwarded.get(customer, 0) + 1
             continue
         engine = source_engines[source.connection]
+        if isinstance(engine, ObjectStore):
+            changed = dry_run or _rectify_in_object(engine, tag_engine, source, key, column, kind, old_hash,
+                                                    getattr(checked, kind), hasher, today.year)
+            if changed:
+                outcome.per_source[source_name] = outcome.per_source.get(source_name, 0) + 1
+            if changed and not dry_run:
+                _reindex(tag_engine, source, key, column, kind, new_hash)
+            continue
         t = Table(source.table, MetaData(), autoload_with=engine)
         pk = t.c[source.primary_key]
         typed = int(key) if pk.type.python_type is int else key
@@ -142,10 +152,24 @@ def rectify(
             continue
         with engine.begin() as conn:
             conn.execute(update(t).where(pk == typed).values({column: getattr(checked, kind)}))
-        with tag_engine.begin() as conn:
-            conn.execute(delete(subject_ref).where(subject_ref.c.source == source_name, subject_ref.c.record_key == key,
-                                                   subject_ref.c.field == column))
-            conn.execute(subject_ref.insert().values(
-                subject_hash=new_hash, source=source_name, record_key=key, field=column, kind=kind,
-                category=source.columns[column].category, free_text=False))
+        _reindex(tag_engine, source, key, column, kind, new_hash)
     return outcome
+
+
+def _reindex(tag_engine: Engine, source: Source, key: str, column: str, kind: str, new_hash: str) -> None:
+    with tag_engine.begin() as conn:
+        conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name, subject_ref.c.record_key == key,
+                                               subject_ref.c.field == column))
+        conn.execute(subject_ref.insert().values(
+            subject_hash=new_hash, source=source.name, record_key=key, field=column, kind=kind,
+            category=source.columns[column].category, free_text=False))
+
+
+def _rectify_in_object(store: ObjectStore, tag_engine: Engine, source: Source, key: str, column: str, kind: str,
+                       old_hash: str, new_value: str, hasher: SubjectHasher, year: int) -> bool:
+    """Replace the value in the record inside its object, only where it still is the old one."""
+    def change(record: dict[str, Any]) -> dict[str, Any]:
+        if hasher.reference(kind, record.get(column), year) != old_hash:
+            return record
+        return {**record, column: new_value}
+    return apply_changes(store, tag_engine, source, {key: change}).records_changed > 0

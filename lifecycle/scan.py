@@ -54,6 +54,10 @@ class ScanStats:
     free_text_refs: int = 0
     deleted: int = 0
     schema_findings: list[dict[str, str]] = field(default_factory=list)
+    # Object-storage sources: objects read and skipped (unchanged ETag), per-object problems.
+    objects_read: int = 0
+    objects_unchanged: int = 0
+    object_findings: list[dict[str, str]] = field(default_factory=list)
     by_category_basis: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -128,9 +132,9 @@ class Tagger:
             return str(value).strip() if value not in (None, "") else None
         return spec
 
-    def tag(self, row: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def tag(self, row: dict[str, Any], key: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         source = self.source
-        key = str(row[source.primary_key])
+        key = key if key is not None else str(row[source.primary_key])
         controller = self._controller(row)
         clock = _as_date(row[source.retention_clock])
         refs = self._structured_refs(key, row)

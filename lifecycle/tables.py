@@ -163,3 +163,22 @@ suppression = Table(
     Column("request_reference", String(100), nullable=False),
     Column("since", Date, nullable=False),
 )
+
+# Objects of object-storage sources as last scanned: the ETag says whether an object changed
+# (incremental scans read only changed objects); `clock` keeps the original last-modified time
+# across the pipeline's own rewrites. Records of an object have keys '<object_ref>/<pk>'.
+# The object key is kept here (the tag store is internal); reports name objects by object_ref.
+object_state = Table(
+    "lc_object_state",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("object_ref", String(32), primary_key=True),
+    Column("object_key", Text, nullable=False),
+    Column("etag", String(100)),
+    Column("version_id", String(200)),
+    Column("clock", Date),
+    Column("records", Integer, nullable=False, default=0),
+    Column("status", String(20), nullable=False),  # ok | malformed | unsupported
+    Column("problem", String(300)),
+    Column("run_id", String(250), nullable=False),
+)

@@ -116,3 +116,48 @@ def airflow_db() -> None:
     """Airflow's metadata database (SQLite in the test AIRFLOW_HOME), migrated once."""
     done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real S3-compatible server (SeaweedFS) on 127.0.0.1 for the whole session. If it cannot
+    start, the tests that need it fail with the reason: they are never skipped."""
+    from tests.s3server import start_s3_server
+
+    try:
+        server = start_s3_server(tmp_path_factory.mktemp("seaweedfs"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def object_store(s3_server: object) -> object:
+    from tests.s3server import ACCESS_KEY, SECRET_KEY
+
+    from lifecycle.objects import ObjectStore
+
+    return ObjectStore.connect(endpoint_url=s3_server.endpoint_url, access_key=ACCESS_KEY,  # type: ignore[attr-defined]
+                               secret_key=SECRET_KEY)
+
+
+@pytest.fixture(scope="session")
+def bucket(s3_server: object) -> str:
+    """One versioned bucket for the session (each bucket costs the server several volumes);
+    tests keep apart by ``prefix``."""
+    from tests.s3server import ACCESS_KEY, SECRET_KEY
+
+    from lifecycle.objects import ObjectStore
+
+    client = ObjectStore.connect(endpoint_url=s3_server.endpoint_url, access_key=ACCESS_KEY,  # type: ignore[attr-defined]
+                                 secret_key=SECRET_KEY).client
+    name = "lifecycle-test"
+    client.create_bucket(Bucket=name)
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}/"
