@@ -52,6 +52,11 @@ def build_report(
                 "deleted_since_last_scan": scan.get("deleted", 0),
                 "identifiers_in_free_text": scan.get("free_text_refs", 0),
                 "schema_findings": scan.get("schema_findings", []),
+                # Object-storage sources: objects by keyed reference, never by key.
+                "object_findings": scan.get("object_findings", []),
+                "objects_read": scan.get("objects_read", 0),
+                "objects_unchanged": scan.get("objects_unchanged", 0),
+                "objects": e.get("objects") or {},
                 "tags": scan.get("tags", 0),
                 "violations_found": scan.get("violations", 0),
                 "planned": {k: plan[k] for k in (

@@ -19,6 +19,7 @@ from lifecycle.plan import build_plan, register_run, summarise_plan
 from lifecycle.report import build_report, summary_lines, write_report
 from lifecycle.register import check_register, load_mechanisms
 from lifecycle.requests import open_requests
+from lifecycle.object_scan import scan_object_source
 from lifecycle.scan import scan_source
 from lifecycle.sqlfiles import statement
 from lifecycle_airflow import runtime
@@ -50,24 +51,25 @@ def selected_sources(params: dict[str, Any]) -> list[str]:
 def scan(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
     policy, catalog = runtime.load_config(runtime.settings())
     source = catalog.source(source_name)
-    stats = scan_source(
-        source,
-        policy,
-        source_engine=runtime.source_engine(source.connection),
-        tag_engine=runtime.tag_store_engine(),
-        hasher=runtime.hasher(),
-        run_id=context["run_id"],
-        logical_date=runtime.logical_date(context),
-        full_rescan=bool(context["params"].get("full_rescan")),
-        progress=progress_logger(f"scan {source.name}"),
-        catalog_file=str(runtime.settings().catalog_path),
-    )
+    common = dict(tag_engine=runtime.tag_store_engine(), hasher=runtime.hasher(), run_id=context["run_id"],
+                  logical_date=runtime.logical_date(context), full_rescan=bool(context["params"].get("full_rescan")),
+                  progress=progress_logger(f"scan {source.name}"))
+    if source.is_object_source:
+        stats = scan_object_source(source, policy, store=runtime.object_store(source.connection), **common)
+    else:
+        stats = scan_source(source, policy, source_engine=runtime.source_engine(source.connection),
+                            catalog_file=str(runtime.settings().catalog_path), **common)
     log.info("scanned %s (%s%s): %d records read, %d tags, %d violations, %d identifiers in free text, "
              "%d deleted records dropped, in %.2fs", source.name, stats.mode,
              f": {stats.full_reason}" if stats.full_reason else "", stats.records, stats.tags, stats.violations,
              stats.free_text_refs, stats.deleted, stats.seconds)
     for finding in stats.schema_findings:
         log.warning("schema drift in %s: %s %s", source.name, finding["finding"], finding["column"])
+    if source.is_object_source:
+        log.info("%s: %d objects read, %d unchanged since the last scan", source.name, stats.objects_read,
+                 stats.objects_unchanged)
+    for finding in stats.object_findings:  # objects by keyed reference: their keys may name people
+        log.warning("object %s in %s: %s: %s", finding["object_ref"], source.name, finding["finding"], finding["problem"])
     return stats.to_dict()
 
 
@@ -121,7 +123,7 @@ def enforce(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
     stats = enforce_source(
         source,
         summarise_plan(engine, source, run_id),
-        source_engine=runtime.source_engine(source.connection),
+        source_engine=runtime.backend(source),
         tag_engine=engine,
         run_id=run_id,
         dry_run=bool(params.get("dry_run")),
@@ -132,6 +134,10 @@ def enforce(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
              source.name, " (dry run)" if stats.dry_run else "", stats.records_erased, stats.records_anonymised,
              stats.fields_anonymised, stats.records_restricted + stats.violations_restricted,
              stats.batches, stats.batches_skipped)
+    if stats.objects:
+        log.info("objects of %s: %d rewritten, %d deleted, %d versions and %d delete markers removed, %d retries",
+                 source.name, stats.objects["objects_rewritten"], stats.objects["objects_deleted"],
+                 stats.objects["versions_removed"], stats.objects["delete_markers_removed"], stats.objects["delete_retries"])
     return stats.to_dict()
 
 
@@ -169,6 +175,10 @@ def report(
     paths = write_report(data, s.report_dir)
     for line in summary_lines(data, paths):
         log.info("%s", line)
+    sink = runtime.artifact_sink()
+    if sink is not None:
+        for uri in sink.upload([paths.json, paths.html], "reports"):
+            log.info("report copied to %s", uri)
     if after is not None and not after["success"]:
         raise ValidationFailedError(f"post-enforcement validation failed; see {paths.html}")
     return str(paths.html)

@@ -12,10 +12,12 @@ from urllib.parse import quote
 import pendulum
 from sqlalchemy import Engine
 
-from lifecycle.catalog import Catalog, load_catalog
+from lifecycle.catalog import Catalog, Source, load_catalog
 from lifecycle.db import make_engine, open_tag_store
 from lifecycle.identifiers import SubjectHasher
+from lifecycle.objects import Encryption, ObjectStore
 from lifecycle.policy import Policy, load_policy
+from lifecycle.sinks import ArtifactSink
 from lifecycle.settings import HASH_SECRET_ENV, PROJECT_ROOT, Settings, hasher_from_secret
 
 TAG_STORE_CONN_ID = "lifecycle_tagstore"
@@ -82,9 +84,43 @@ def source_engine(conn_id: str) -> Engine:
     return make_engine(url, schema=schema)
 
 
-def source_engines(catalog: Catalog) -> dict[str, Engine]:
-    """One engine per Connection the catalog names."""
-    return {conn_id: source_engine(conn_id) for conn_id in {s.connection for s in catalog.sources.values()}}
+def object_store(conn_id: str, encryption: Encryption = Encryption()) -> ObjectStore:
+    """A boto3 S3 client from an Airflow AWS Connection, read the way the Amazon provider's
+    AwsBaseHook reads one: login = access key id, password = secret access key, extras
+    ``endpoint_url`` (any S3-compatible store) and ``region_name``. Without login the client
+    falls back to boto3's own chain (instance role, environment)."""
+    from airflow.sdk import Connection
+
+    conn = Connection.get(conn_id)
+    extra: dict[str, Any] = conn.extra_dejson or {}
+    return ObjectStore.connect(endpoint_url=extra.get("endpoint_url") or extra.get("host"),
+                               access_key=conn.login or None, secret_key=conn.password or None,
+                               region=extra.get("region_name"), encryption=encryption)
+
+
+def backend(source: Source) -> Engine | ObjectStore:
+    """Where a source's records live: a SQL engine, or the object store of a bucket source."""
+    return object_store(source.connection) if source.is_object_source else source_engine(source.connection)
+
+
+def source_engines(catalog: Catalog) -> dict[str, Engine | ObjectStore]:
+    """One backend per Connection the catalog names."""
+    by_conn = {s.connection: s for s in catalog.sources.values()}
+    return {conn_id: backend(source) for conn_id, source in by_conn.items()}
+
+
+def artifact_sink() -> ArtifactSink | None:
+    """Copies of reports, certificates and extracts in a bucket, when Variable
+    ``lifecycle_artifact_url`` (or env LIFECYCLE_ARTIFACT_URL) is an s3:// URL; through the AWS
+    Connection ``lifecycle_artifact_conn`` (default lifecycle_s3), with server-side encryption
+    from ``lifecycle_artifact_sse`` (AES256 | aws:kms) and ``lifecycle_artifact_kms_key``."""
+    url = _variable("lifecycle_artifact_url") or os.environ.get("LIFECYCLE_ARTIFACT_URL")
+    if not url:
+        return None
+    conn_id = _variable("lifecycle_artifact_conn") or os.environ.get("LIFECYCLE_ARTIFACT_CONN", "lifecycle_s3")
+    encryption = Encryption(_variable("lifecycle_artifact_sse") or os.environ.get("LIFECYCLE_ARTIFACT_SSE") or None,
+                            _variable("lifecycle_artifact_kms_key") or os.environ.get("LIFECYCLE_ARTIFACT_KMS_KEY") or None)
+    return ArtifactSink.parse(url, object_store(conn_id, encryption))
 
 
 def tag_store_engine() -> Engine:

@@ -7,6 +7,7 @@ XCom carries the reference, counts and paths only.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from lifecycle.certificate import now_iso, write_certificate, write_extract
@@ -58,6 +59,7 @@ def fulfil(context: dict[str, Any]) -> dict[str, Any]:
         extract = build_extract(reference, catalog=catalog, policy=policy, source_engines=engines, tag_engine=tags,
                                 hashes=hashes)
         paths = write_extract(extract, s.extract_dir)
+        _copy_to_bucket([paths.json, paths.html], "extracts")
         outcome = {"activities": len(extract["groups"]), "records": sum(len(g["records"]) for g in extract["groups"]),
                    "mentions": sum(m["count"] for m in extract["mentions"])}
         complete_request(tags, reference, "completed", outcome)
@@ -90,6 +92,7 @@ def fulfil(context: dict[str, Any]) -> dict[str, Any]:
     certificate = {**result.to_dict(), "controller": policy.controller.name, "request_type": request_type,
                    "received_on": str(request["received_on"]), "due_on": str(request["due_on"]), "completed_at": now_iso()}
     paths = write_certificate(certificate, s.report_dir / "certificates")
+    _copy_to_bucket([paths.json, paths.html], "certificates")
     for source, n in result.per_source.items():
         log.info("%s %s in %s: %s", request_type, reference, source, ", ".join(f"{k} {v}" for k, v in n.items() if v))
     status = "dry_run" if dry_run else ("completed" if result.verified else "failed")
@@ -98,3 +101,10 @@ def fulfil(context: dict[str, Any]) -> dict[str, Any]:
         raise ErasureNotVerifiedError(f"request {reference}: occurrences remain in {result.remaining}; see {paths.html}")
     log.info("certificate: %s", paths.html)
     return {"reference": reference, "verified": result.verified, "dry_run": dry_run, "certificate": str(paths.html)}
+
+
+def _copy_to_bucket(files: list[Path], folder: str) -> None:
+    sink = runtime.artifact_sink()
+    if sink is not None:
+        for uri in sink.upload(files, folder):
+            log.info("copied to %s", uri)

@@ -9,6 +9,7 @@ Every port is chosen free at start, so several test runs on one machine do not c
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -39,22 +40,25 @@ class S3Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def _free_port_pair() -> int:
-    """A port p with p and p + 10000 free (SeaweedFS puts gRPC on port + 10000 by convention;
-    we set gRPC ports explicitly, but keep them predictable for the log)."""
+def _free_ports() -> tuple[int, int, int, int]:
+    """Four HTTP ports, each with its gRPC port 10 000 above, all eight free: chosen as one
+    block, so no gRPC port can land on another service's HTTP port."""
+    rng = random.Random()
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port > 55000:
-            continue
+        base = rng.randrange(20000, 29990)
+        ports = [base + i for i in range(4)] + [base + 10000 + i for i in range(4)]
+        if all(_is_free(p) for p in ports):
+            return base, base + 1, base + 2, base + 3
+    raise RuntimeError("no free block of ports for the S3 test server")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
         try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 10000))
-            return port
+            s.bind(("127.0.0.1", port))
+            return True
         except OSError:
-            continue
-    raise RuntimeError("no free port pair for the S3 test server")
+            return False
 
 
 def start_s3_server(workdir: Path) -> S3Server:
@@ -67,7 +71,7 @@ def start_s3_server(workdir: Path) -> S3Server:
     config = workdir / "s3.json"
     config.write_text('{"identities":[{"name":"lifecycle","credentials":[{"accessKey":"%s","secretKey":"%s"}],'
                       '"actions":["Admin","Read","Write","List","Tagging"]}]}' % (ACCESS_KEY, SECRET_KEY))
-    master, volume, filer, s3 = (_free_port_pair() for _ in range(4))
+    master, volume, filer, s3 = _free_ports()
     args = [
         weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={master}", f"-master.port.grpc={master + 10000}", "-master.volumeSizeLimitMB=8",
