@@ -4,7 +4,7 @@ Celery), the nightly DAG triggered through the REST API and run by the scheduler
 compliance page opened inside the Airflow UI in a real headless browser (Debian's chromium),
 its figures compared with the tag store, and a screenshot kept.
 
-Screenshots go to $LIFECYCLE_SCREENSHOT_DIR (default: the test's temporary folder).
+The screenshot goes to $LIFECYCLE_SCREENSHOT_DIR (default: test-artifacts/ in the checkout).
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def test_nightly_runs_under_standalone_on_postgresql_and_the_page_shows_the_tag_
     if not Path("/usr/bin/chromium").exists() or not Path("/usr/bin/chromedriver").exists():
         pytest.fail("Debian's chromium and chromium-driver are needed (apt-get install chromium chromium-driver; "
                     ".ci/run installs them)", pytrace=False)
-    shots = Path(os.environ.get("LIFECYCLE_SCREENSHOT_DIR", str(tmp_path)))
+    shots = Path(os.environ.get("LIFECYCLE_SCREENSHOT_DIR", str(ROOT / "test-artifacts")))
     shots.mkdir(parents=True, exist_ok=True)
     driver = _browser(tmp_path)
     try:
@@ -251,4 +251,5 @@ def test_nightly_runs_under_standalone_on_postgresql_and_the_page_shows_the_tag_
     # Bases the policy does not know (violations) are summed in a column of their own.
     assert shown == {s: _fold_unknown(b) for s, b in expected.items()}
     assert (shots / "compliance-page-in-airflow-ui.png").stat().st_size > 10_000
+    print(f"screenshot: {shots / 'compliance-page-in-airflow-ui.png'}")
     assert "@" not in page.replace("@media", "")  # no e-mail address on the page
