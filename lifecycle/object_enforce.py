@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from lifecycle.catalog import Source
+from lifecycle.db import lock_source
 from lifecycle.detect import REDACTED
 from lifecycle.objects import (
     CLOCK_METADATA,
@@ -99,6 +100,21 @@ def apply_changes(store: ObjectStore, tag_engine: Engine, source: Source, change
         by_object[ref][pk] = change
     keys = object_keys(tag_engine, source, set(by_object))
     stats, failures = ObjectStats(), []
+    # A bucket has no transactions: writers of one source (nightly batches, requests) take the
+    # source's advisory lock in the tag store for as long as they rewrite its objects.
+    with tag_engine.connect() as lock_conn, lock_conn.begin():
+        lock_source(lock_conn, source.name)
+        failures = _apply_by_object(store, tag_engine, source, by_object, keys, stats, crash_after_write)
+    if failures:
+        log.error("%s: versions of %d object(s) could not be deleted: %s", source.name, len(stats.failed_objects),
+                  ", ".join(stats.failed_objects))
+        raise ObjectDeleteError(failures)
+    return stats
+
+
+def _apply_by_object(store: ObjectStore, tag_engine: Engine, source: Source, by_object: dict[str, dict[str, RecordChange]],
+                     keys: dict[str, str], stats: ObjectStats, crash_after_write: bool) -> list[Any]:
+    failures: list[Any] = []
     for ref, per_record in sorted(by_object.items()):
         if ref not in keys:
             continue  # the object is gone already (erased by an earlier attempt)
@@ -113,11 +129,7 @@ def apply_changes(store: ObjectStore, tag_engine: Engine, source: Source, change
             log.warning("%s: object %s is malformed now (%s); left as it is", source.name, ref, exc)
             stats.skipped_objects += 1
             stats.skipped_keys += [f"{ref}/{pk}" for pk in per_record]
-    if failures:
-        log.error("%s: versions of %d object(s) could not be deleted: %s", source.name, len(stats.failed_objects),
-                  ", ".join(stats.failed_objects))
-        raise ObjectDeleteError(failures)
-    return stats
+    return failures
 
 
 def rewrite_object(store: ObjectStore, tag_engine: Engine, source: Source, ref: str, key: str,
