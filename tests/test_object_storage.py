@@ -340,3 +340,30 @@ def test_reports_and_certificates_can_go_to_a_bucket_encrypted(
     assert head["ServerSideEncryption"] == "AES256"
     got = object_store.client.get_object(Bucket=bucket, Key=f"{prefix}artifacts/reports/lifecycle-run-1.json")
     assert got["Body"].read() == b'{"ok": true}'
+
+
+def test_rectification_changes_the_record_inside_its_object_and_the_index(
+        object_store: ObjectStore, bucket: str, prefix: str, tag_db: Any, hasher: SubjectHasher) -> None:
+    from lifecycle.catalog import Catalog
+    from lifecycle.requests import SubjectIdentifiers
+    from lifecycle.rights import rectify
+    from lifecycle.subjects import locate
+
+    tags = tag_db.tag_store()
+    source = newsletter_source(bucket, prefix)
+    catalog = Catalog(version=1, sources={source.name: source})
+    key = prefix + "list.csv"
+    put_csv(object_store, bucket, key, [person(1, FRESH), person(2, FRESH)])
+    scan_object_source(source, POLICY, store=object_store, tag_engine=tags, hasher=hasher, run_id="r1", logical_date=TODAY)
+
+    ids = SubjectIdentifiers.parse({"email": "person1@example.se"}, 2026)
+    outcome = rectify(catalog=catalog, policy=POLICY, source_engines={"lifecycle_s3": object_store}, tag_engine=tags,
+                      hasher=hasher, identifiers=ids, kind="email", new_value="ny.adress@example.se", reference="DSR-5",
+                      today=TODAY, dry_run=False)
+    assert outcome.per_source == {source.name: 1}
+    rows = read_csv(object_store, bucket, key)
+    assert [r["email"] for r in rows] == ["ny.adress@example.se", "person2@example.se"]
+    assert len(versions(object_store, bucket, key)) == 1  # the old address is not kept in a version
+    new = SubjectIdentifiers.parse({"email": "ny.adress@example.se"}, 2026).hashes(hasher, 2026)
+    assert [loc.field for loc in locate(tags, new)] == ["email"]
+    assert locate(tags, ids.hashes(hasher, 2026)) == []
