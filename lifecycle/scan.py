@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -287,8 +289,16 @@ def _stage(conn, target: Table, rows: list[dict[str, Any]]) -> Table:  # type: i
     return stage
 
 
-def _write_tags(conn, engine: Engine, tags: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
-    if engine.dialect.name == "postgresql":
+def _write_tags(conn, engine: Engine, tags: list[dict[str, Any]], first: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """``first``: the tag store holds nothing of this source yet (its first scan), so there is
+    no status to keep and the tags are copied straight in."""
+    if engine.dialect.name == "postgresql" and first:
+        names = list(record_tag.c.keys())
+        with conn.connection.driver_connection.cursor().copy(
+                f"COPY {record_tag.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in tags:
+                copy.write_row([row.get(n) for n in names])
+    elif engine.dialect.name == "postgresql":
         stage = _stage(conn, record_tag, tags)
         names = list(record_tag.c.keys())
         conn.execute(_tag_upsert(postgresql.insert(record_tag).from_select(names, select(*[stage.c[n] for n in names]))))
@@ -354,6 +364,42 @@ def _reconcile_deletions(source: Source, source_engine: Engine, tag_engine: Engi
     return int(tagged - in_source)  # every new record was tagged first, so the surplus is what went
 
 
+class ChunkWriter:
+    """Writes chunks in order, in a background thread when ``threaded``; at most two chunks
+    wait, so memory stays bounded. A failed write is raised in the scanning thread."""
+
+    def __init__(self, write: Callable[..., None], threaded: bool) -> None:
+        self._write = write
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=2)
+        self._thread = threading.Thread(target=self._run, name="tag-writer", daemon=True) if threaded else None
+        if self._thread:
+            self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write(*item)
+                except BaseException as exc:  # noqa: BLE001 - handed to the scanning thread
+                    self._error = exc
+
+    def submit(self, *item: Any) -> None:
+        if self._thread is None:
+            self._write(*item)
+            return
+        if self._error is not None:
+            self.close()
+        self._queue.put(item)
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 # -- the scan ------------------------------------------------------------------------------
 
 
@@ -409,10 +455,23 @@ def scan_source(
             conn.execute(delete(watermark).where(watermark.c.source == source.name))
             conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name))
 
+    with tag_engine.connect() as conn:
+        first = conn.execute(select(record_tag.c.record_key).where(record_tag.c.source == source.name).limit(1)).first() is None
     tagger = Tagger(source, policy, hasher, run_id, logical_date.year)
     query = _select(source, source_engine, since)
     total = _count(source_engine, query) if progress else 0
     highest = since
+
+    def write(forget: list[str], tags: list[dict[str, Any]], refs: list[dict[str, Any]]) -> None:
+        with tag_engine.begin() as conn:
+            if forget:
+                _forget_refs(conn, source, forget)
+            _write_tags(conn, tag_engine, tags, first=first)
+            _write_refs(conn, tag_engine, refs, fresh=stats.mode == "full")
+
+    # PostgreSQL: chunk n is written by a second thread while chunk n+1 is tagged (the driver
+    # releases the GIL while the server works). SQLite writes in line.
+    writer = ChunkWriter(write, threaded=tag_engine.dialect.name == "postgresql")
     for rows in stream_rows(source_engine, query):
         tags: list[dict[str, Any]] = []
         refs: list[dict[str, Any]] = []
@@ -422,14 +481,12 @@ def scan_source(
             refs.extend(row_refs)
             if tracking and row[tracking] is not None and (highest is None or row[tracking] > highest):
                 highest = row[tracking]
-        with tag_engine.begin() as conn:
-            if stats.mode == "incremental":
-                _forget_refs(conn, source, [str(r[source.primary_key]) for r in rows])
-            _write_tags(conn, tag_engine, tags)
-            _write_refs(conn, tag_engine, refs, fresh=stats.mode == "full")
+        forget = [str(r[source.primary_key]) for r in rows] if stats.mode == "incremental" else []
+        writer.submit(forget, tags, refs)
         _count_into(stats, rows, tags, refs, source)
         if progress:
             progress(stats.records, total)
+    writer.close()
 
     if stats.mode == "full":
         stale = and_(record_tag.c.source == source.name, record_tag.c.run_id != run_id)
