@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, and_, case, column, delete, func, insert, inspect, or_, select, table
+from sqlalchemy import Engine, MetaData, Table, and_, case, column, delete, func, insert, inspect, or_, select, table, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lifecycle import detect
@@ -327,10 +327,21 @@ def _write_refs(conn, engine: Engine, refs: list[dict[str, Any]], fresh: bool) -
         conn.execute(sqlite.insert(subject_ref).on_conflict_do_nothing(), refs)
 
 
-def _forget_refs(conn, source: Source, keys: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _refresh_refs(conn, engine: Engine, source: Source, keys: list[str], refs: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+    """Make the index entries of records ``keys`` exactly ``refs``, touching only what differs:
+    most of a changed record's identifiers are unchanged, and every index write is a random
+    page in a large index."""
+    ref_key = (subject_ref.c.subject_hash, subject_ref.c.record_key, subject_ref.c.field)
+    existing: set[tuple[str, str, str]] = set()
     for i in range(0, len(keys), KEY_BATCH):
-        conn.execute(delete(subject_ref).where(
-            subject_ref.c.source == source.name, subject_ref.c.record_key.in_(keys[i:i + KEY_BATCH])))
+        existing.update(tuple(r) for r in conn.execute(select(*ref_key).where(
+            subject_ref.c.source == source.name, subject_ref.c.record_key.in_(keys[i:i + KEY_BATCH]))))
+    wanted = {(r["subject_hash"], r["record_key"], r["field"]): r for r in refs}
+    gone = sorted(existing - wanted.keys())
+    for i in range(0, len(gone), KEY_BATCH):
+        conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name,
+                                               tuple_(*ref_key).in_(gone[i:i + KEY_BATCH])))
+    _write_refs(conn, engine, [r for k, r in wanted.items() if k not in existing], fresh=False)
 
 
 def _reconcile_deletions(source: Source, source_engine: Engine, tag_engine: Engine) -> int:
@@ -392,11 +403,11 @@ class ChunkWriter:
             self.close()
         self._queue.put(item)
 
-    def close(self) -> None:
+    def close(self, raise_error: bool = True) -> None:
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
-        if self._error is not None:
+        if self._error is not None and raise_error:
             raise self._error
 
 
@@ -464,28 +475,33 @@ def scan_source(
 
     def write(forget: list[str], tags: list[dict[str, Any]], refs: list[dict[str, Any]]) -> None:
         with tag_engine.begin() as conn:
-            if forget:
-                _forget_refs(conn, source, forget)
             _write_tags(conn, tag_engine, tags, first=first)
-            _write_refs(conn, tag_engine, refs, fresh=stats.mode == "full")
+            if stats.mode == "incremental":
+                _refresh_refs(conn, tag_engine, source, forget, refs)
+            else:
+                _write_refs(conn, tag_engine, refs, fresh=True)
 
     # PostgreSQL: chunk n is written by a second thread while chunk n+1 is tagged (the driver
     # releases the GIL while the server works). SQLite writes in line.
     writer = ChunkWriter(write, threaded=tag_engine.dialect.name == "postgresql")
-    for rows in stream_rows(source_engine, query):
-        tags: list[dict[str, Any]] = []
-        refs: list[dict[str, Any]] = []
-        for row in rows:
-            row_tags, row_refs = tagger.tag(row)
-            tags.extend(row_tags)
-            refs.extend(row_refs)
-            if tracking and row[tracking] is not None and (highest is None or row[tracking] > highest):
-                highest = row[tracking]
-        forget = [str(r[source.primary_key]) for r in rows] if stats.mode == "incremental" else []
-        writer.submit(forget, tags, refs)
-        _count_into(stats, rows, tags, refs, source)
-        if progress:
-            progress(stats.records, total)
+    try:
+        for rows in stream_rows(source_engine, query):
+            tags: list[dict[str, Any]] = []
+            refs: list[dict[str, Any]] = []
+            for row in rows:
+                row_tags, row_refs = tagger.tag(row)
+                tags.extend(row_tags)
+                refs.extend(row_refs)
+                if tracking and row[tracking] is not None and (highest is None or row[tracking] > highest):
+                    highest = row[tracking]
+            forget = [str(r[source.primary_key]) for r in rows] if stats.mode == "incremental" else []
+            writer.submit(forget, tags, refs)
+            _count_into(stats, rows, tags, refs, source)
+            if progress:
+                progress(stats.records, total)
+    except BaseException:
+        writer.close(raise_error=False)  # stop the thread; the first error is the one to see
+        raise
     writer.close()
 
     if stats.mode == "full":
