@@ -367,3 +367,30 @@ def test_rectification_changes_the_record_inside_its_object_and_the_index(
     new = SubjectIdentifiers.parse({"email": "ny.adress@example.se"}, 2026).hashes(hasher, 2026)
     assert [loc.field for loc in locate(tags, new)] == ["email"]
     assert locate(tags, ids.hashes(hasher, 2026)) == []
+
+
+def test_expired_records_are_anonymised_in_place_where_the_catalog_says_so(
+        object_store: ObjectStore, bucket: str, prefix: str, tag_db: Any, hasher: SubjectHasher) -> None:
+    tags = tag_db.tag_store()
+    spec = newsletter_source(bucket, prefix).model_dump()
+    spec.update(on_expiry="anonymise", columns={"name": {"category": "contact_details", "anonymise": "redact"},
+                                                 "email": {"category": "contact_details", "anonymise": "email_domain"}})
+    source = Source.model_validate(spec)
+    key = prefix + "list.csv"
+    put_csv(object_store, bucket, key, [person(1, OLD), person(2, FRESH)])
+
+    _, enforced = nightly(object_store, tags, source, hasher, "run-anon")
+
+    rows = read_csv(object_store, bucket, key)
+    assert rows[0] == {"id": "1", "name": "[raderad]", "email": "example.se", "last_confirmed_at": OLD, "segment": "b2b"}
+    assert rows[1] == {k: str(v) for k, v in person(2, FRESH).items()}
+    assert enforced.records_anonymised == 1 and enforced.objects["objects_rewritten"] == 1
+    assert len(versions(object_store, bucket, key)) == 1
+    with tags.connect() as conn:
+        statuses = dict(conn.execute(select(record_tag.c.record_key, record_tag.c.status).where(
+            record_tag.c.source == source.name)).all())
+    assert sorted(statuses.values()) == ["active", "anonymised"]
+    # Anonymised records keep no index entry: nobody can be found in them any more.
+    with tags.connect() as conn:
+        indexed = set(conn.execute(select(subject_ref.c.record_key).where(subject_ref.c.source == source.name)).scalars())
+    assert all(k.endswith("/2") for k in indexed) and indexed
