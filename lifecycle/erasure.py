@@ -25,7 +25,7 @@ from lifecycle.db import lock_source
 from lifecycle.detect import find_identifiers, redact
 from lifecycle.detect import REDACTED
 from lifecycle.enforce import _assignments
-from lifecycle.object_enforce import RecordChange, anonymiser, apply_changes, erase, object_keys
+from lifecycle.object_enforce import ObjectStats, RecordChange, anonymiser, apply_changes, erase, object_keys
 from lifecycle.object_scan import read_records, split_record_key
 from lifecycle.objects import ObjectStore
 from lifecycle.identifiers import SubjectHasher
@@ -61,6 +61,8 @@ class ErasureOutcome:
     forwarded: dict[str, int] = field(default_factory=dict)
     remaining: dict[str, int] = field(default_factory=dict)
     verified: bool = False
+    # Object-storage sources: objects rewritten or deleted, versions and delete markers removed.
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,7 +197,7 @@ def apply_erasure(
         if isinstance(engine, ObjectStore):
             columns = [c for cat in categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
             change = erase if action == "erase" else anonymiser(source, columns)
-            apply_changes(engine, tag_engine, source, {k: change for k in keys})
+            _count_objects(outcome, source_name, apply_changes(engine, tag_engine, source, {k: change for k in keys}))
             if action == "erase":
                 _forget_records(tag_engine, source_name, keys)
             else:
@@ -232,7 +234,8 @@ def apply_erasure(
             _redact_record(backend, source, a, wanted, hasher, identifiers, today.year)
     for source_name, changes in redactions.items():  # one rewrite per object, however many mentions
         source = catalog.source(source_name)
-        apply_changes(source_engines[source.connection], tag_engine, source, changes)  # type: ignore[arg-type]
+        _count_objects(outcome, source_name,
+                       apply_changes(source_engines[source.connection], tag_engine, source, changes))  # type: ignore[arg-type]
     for a in actions:
         if a.action != "redact":
             continue
@@ -243,6 +246,13 @@ def apply_erasure(
     if suppress_as:
         _suppress(tag_engine, hashes, reference, today, suppress_as)
     return outcome
+
+
+def _count_objects(outcome: ErasureOutcome, source: str, done: ObjectStats) -> None:
+    totals = outcome.objects.setdefault(source, {})
+    for name, value in done.to_dict().items():
+        if isinstance(value, int):
+            totals[name] = totals.get(name, 0) + value
 
 
 def _forget_records(tag_engine: Engine, source: str, keys: list[str]) -> None:

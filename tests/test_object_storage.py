@@ -273,7 +273,7 @@ def test_rewrite_keeps_the_records_date_when_the_clock_is_last_modified(
 
 
 def test_a_person_in_several_objects_is_extracted_then_erased_everywhere_and_verified(
-        object_store: ObjectStore, bucket: str, prefix: str, tag_db: Any, hasher: SubjectHasher) -> None:
+        object_store: ObjectStore, bucket: str, prefix: str, tag_db: Any, hasher: SubjectHasher, tmp_path: Any) -> None:
     from lifecycle.catalog import Catalog
     from lifecycle.erasure import apply_erasure, plan_erasure, verify_erasure
     from lifecycle.extract import build_extract
@@ -313,6 +313,17 @@ def test_a_person_in_several_objects_is_extracted_then_erased_everywhere_and_ver
     outcome = verify_erasure(outcome, actions, year=2026, **kw)
 
     assert outcome.verified, outcome.remaining
+    assert outcome.objects["newsletter_exports"]["objects_rewritten"] == 1
+    assert outcome.objects["newsletter_exports"]["objects_deleted"] == 1
+    assert outcome.objects["newsletter_exports"]["versions_removed"] == 3  # spring's two old ones, autumn's one
+    assert outcome.objects["mail_archive"]["objects_rewritten"] == 2  # her message erased, then the mention redacted
+    from lifecycle.certificate import write_certificate
+
+    certificate = write_certificate({**outcome.to_dict(), "controller": "x", "request_type": "erasure",
+                                     "received_on": "2026-11-25", "due_on": "2026-12-25", "completed_at": "now"},
+                                    tmp_path / "certificates")
+    html = certificate.html.read_text()
+    assert "versions removed" in html and "anna" not in html.lower() and "spring.csv" not in html
     assert [r["id"] for r in read_csv(object_store, bucket, prefix + "lists/spring.csv")] == ["1", "2"]
     spring = versions(object_store, bucket, prefix + "lists/spring.csv")
     assert len(spring) == 1 and first not in [v["VersionId"] for v in spring]
