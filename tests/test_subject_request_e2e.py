@@ -123,3 +123,42 @@ def test_erasure_and_access_through_the_dags(db, tag_db, airflow_db, tmp_path, m
 
     # The task logs never held her identifiers.
     assert "greta.garbo" not in caplog.text.lower() and "555 12 34" not in caplog.text
+
+
+def test_rectification_withdrawal_and_objection_through_the_dag(db, tag_db, airflow_db, tmp_path, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    from lifecycle.tables import suppression
+
+    monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_DEMO", db.airflow_conn())
+    monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_TAGSTORE", tag_db.airflow_conn())
+    monkeypatch.setenv("LIFECYCLE_REPORT_DIR", str(tmp_path / "reports"))
+    generate(db.url, rows=30, seed=8, as_of=TODAY, schema=db.schema)
+    engine = db.engine()
+    now = datetime(2026, 11, 1, 12)
+    people = {9101: "karl.kula@exempel.se", 9102: "sara.sol@exempel.se", 9103: "olle.ost@exempel.se"}
+    for key, email in people.items():
+        _put(engine, "newsletter_subscribers", dict(id=key, subscribed_at=date(2026, 1, 1), last_confirmed_at=date(2026, 6, 1),
+                                                    name=f"Person {key}", email=email, updated_at=now))
+    nightly, request = _dags()
+    assert str(_run(nightly, TODAY, {}).state) == "success"
+
+    rectify = {"request_type": "rectification", "reference": "DSR-R1", "email": people[9101], "rectify_field": "email",
+               "new_value": "karl.kula@nytt.se", "dry_run": False}
+    assert str(_run(request, TODAY, rectify).state) == "success"
+    assert _get(engine, "newsletter_subscribers", 9101)["email"] == "karl.kula@nytt.se"
+
+    withdraw = {"request_type": "consent_withdrawal", "reference": "DSR-W1", "email": people[9102], "dry_run": False}
+    assert str(_run(request, TODAY, withdraw).state) == "success"
+    assert _get(engine, "newsletter_subscribers", 9102) is None  # the newsletter rests on consent alone
+
+    objection = {"request_type": "objection", "reference": "DSR-O1", "email": people[9103], "dry_run": False}
+    assert str(_run(request, TODAY, objection).state) == "success"
+    assert _get(engine, "newsletter_subscribers", 9103) is None
+    tags = tag_db.tag_store()
+    with tags.connect() as conn:
+        reasons = sorted(conn.execute(select(suppression.c.reason)).scalars())
+        ledger = dict(conn.execute(select(subject_request.c.reference, subject_request.c.status)).all())
+    assert "objection" in reasons and "consent_withdrawn" in reasons
+    assert ledger == {"DSR-R1": "completed", "DSR-W1": "completed", "DSR-O1": "completed"}
+    assert _get(engine, "newsletter_subscribers", 9101) is not None  # the others are untouched
+    for email in people.values():
+        assert email not in caplog.text
