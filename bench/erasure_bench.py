@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from lifecycle.catalog import load_catalog  # noqa: E402
 from lifecycle.db import make_engine, open_tag_store  # noqa: E402
-from lifecycle.erasure import apply_erasure, plan_erasure, verify_erasure  # noqa: E402
+from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure  # noqa: E402
 from lifecycle.identifiers import SubjectHasher  # noqa: E402
 from lifecycle.policy import load_policy  # noqa: E402
 from lifecycle.requests import SubjectIdentifiers  # noqa: E402
@@ -113,10 +113,9 @@ def main() -> None:
             ids = SubjectIdentifiers.parse({"email": email}, 2026)
             hashes = ids.hashes(hasher, 2026)
             actions = plan_erasure(catalog, policy, tags, hashes, TODAY)
-            common = dict(catalog=catalog, source_engines={"lifecycle_demo": engine}, tag_engine=tags, hasher=hasher,
-                          identifiers=ids, hashes=hashes)
-            outcome = apply_erasure(actions, reference=f"B-{k}", today=TODAY, dry_run=False, **common)
-            outcome = verify_erasure(outcome, actions, year=2026, **common)
+            scope = RequestScope(catalog, {"lifecycle_demo": engine}, tags, hasher, ids, hashes)
+            outcome = apply_erasure(actions, scope, reference=f"B-{k}", today=TODAY, dry_run=False)
+            outcome = verify_erasure(outcome, actions, scope, year=2026)
             latencies.append(time.perf_counter() - t0)
             assert outcome.verified, outcome.remaining
             with engine.connect() as conn:

@@ -159,20 +159,24 @@ def _keys(engine: Engine, source: Source, keys: list[str]) -> list[Any]:
     return [int(k) for k in keys] if _is_int(t.c[source.primary_key]) else keys
 
 
-def apply_erasure(
-    actions: list[RecordAction],
-    *,
-    catalog: Catalog,
-    source_engines: dict[str, Engine],
-    tag_engine: Engine,
-    hasher: SubjectHasher,
-    identifiers: SubjectIdentifiers,
-    hashes: list[str],
-    reference: str,
-    today: date,
-    dry_run: bool,
-    suppress_as: str | None = "erasure",
-) -> ErasureOutcome:
+@dataclass(frozen=True)
+class RequestScope:
+    """Where one person's request is carried out: the catalog and the backend of each of its
+    Connections (SQL engine or object store), the tag store, and the person's identifiers with
+    their keyed hashes."""
+
+    catalog: Catalog
+    backends: dict[str, Any]
+    tag_engine: Engine
+    hasher: SubjectHasher
+    identifiers: SubjectIdentifiers
+    hashes: list[str]
+
+
+def apply_erasure(actions: list[RecordAction], scope: RequestScope, *, reference: str, today: date, dry_run: bool,
+                  suppress_as: str | None = "erasure") -> ErasureOutcome:
+    catalog, source_engines, tag_engine = scope.catalog, scope.backends, scope.tag_engine
+    hasher, identifiers, hashes = scope.hasher, scope.identifiers, scope.hashes
     outcome = ErasureOutcome(reference=reference, dry_run=dry_run)
     wanted = set(hashes)
     groups: dict[tuple[str, str, tuple[str, ...]], list[str]] = defaultdict(list)
@@ -284,20 +288,11 @@ def _suppress(tag_engine: Engine, hashes: list[str], reference: str, today: date
             conn.execute(insert(suppression), rows)
 
 
-def verify_erasure(
-    outcome: ErasureOutcome,
-    actions: list[RecordAction],
-    *,
-    catalog: Catalog,
-    source_engines: dict[str, Engine],
-    tag_engine: Engine,
-    hasher: SubjectHasher,
-    identifiers: SubjectIdentifiers,
-    hashes: list[str],
-    year: int,
-) -> ErasureOutcome:
+def verify_erasure(outcome: ErasureOutcome, actions: list[RecordAction], scope: RequestScope, *, year: int) -> ErasureOutcome:
     """Search again: the index, every touched free text re-detected, and every free-text
     column swept for the e-mail. Held and forwarded records are allowed to remain."""
+    catalog, source_engines, tag_engine = scope.catalog, scope.backends, scope.tag_engine
+    hasher, identifiers, hashes = scope.hasher, scope.identifiers, scope.hashes
     allowed = {(a.source, a.record_key) for a in actions if a.action in ("hold", "forward")}
     remaining: dict[str, int] = defaultdict(int)
     for loc in locate(tag_engine, hashes):

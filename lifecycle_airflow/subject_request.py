@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.certificate import now_iso, write_certificate, write_extract
-from lifecycle.erasure import apply_erasure, plan_erasure, verify_erasure
+from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
 from lifecycle.errors import LifecycleError
 from lifecycle.extract import build_extract
 from lifecycle.rights import plan_objection, plan_withdrawal, rectify
@@ -67,7 +67,7 @@ def fulfil(context: dict[str, Any]) -> dict[str, Any]:
                  reference, outcome["records"], outcome["activities"])
         return {"reference": reference, **outcome, "path": str(paths.html)}
     hasher = runtime.hasher()
-    common = dict(catalog=catalog, source_engines=engines, tag_engine=tags, hasher=hasher, identifiers=ids, hashes=hashes)
+    scope = RequestScope(catalog, engines, tags, hasher, ids, hashes)
     if request_type == "rectification":
         result = rectify(catalog=catalog, policy=policy, source_engines=engines, tag_engine=tags, hasher=hasher, identifiers=ids,
                          kind=str(params.get("rectify_field") or ""), new_value=str(params.get("new_value") or ""),
@@ -78,13 +78,13 @@ def fulfil(context: dict[str, Any]) -> dict[str, Any]:
         return {"reference": reference, "records": sum(result.per_source.values()), "dry_run": dry_run}
     if request_type == "erasure":
         actions = plan_erasure(catalog, policy, tags, hashes, today)
-        result = apply_erasure(actions, reference=reference, today=today, dry_run=dry_run, **common)
-        result = verify_erasure(result, actions, year=today.year, **common)
+        result = apply_erasure(actions, scope, reference=reference, today=today, dry_run=dry_run)
+        result = verify_erasure(result, actions, scope, year=today.year)
     else:
         planner = plan_withdrawal if request_type == "consent_withdrawal" else plan_objection
         actions = planner(catalog, policy, tags, hashes)
         reason = "consent_withdrawn" if request_type == "consent_withdrawal" else "objection"
-        result = apply_erasure(actions, reference=reference, today=today, dry_run=dry_run, suppress_as=reason, **common)
+        result = apply_erasure(actions, scope, reference=reference, today=today, dry_run=dry_run, suppress_as=reason)
         # Verified when planning again finds nothing left to do but what goes to customers.
         left = [a for a in planner(catalog, policy, tags, hashes) if a.action != "forward"]
         result.remaining = {a.source: 1 for a in left}

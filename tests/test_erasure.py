@@ -11,7 +11,7 @@ from sqlalchemy import MetaData, Table, select
 from lifecycle.catalog import load_catalog
 from lifecycle.certificate import write_certificate
 from lifecycle.demo import generate
-from lifecycle.erasure import apply_erasure, plan_erasure, verify_erasure
+from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
 from lifecycle.policy import load_policy
 from lifecycle.requests import InvalidRequestError, SubjectIdentifiers
 from lifecycle.scan import scan_source
@@ -68,10 +68,9 @@ def _erase(person, hasher, dry_run=False):  # type: ignore[no-untyped-def]
     engine, tags, catalog, policy, ids = person
     hashes = ids.hashes(hasher, 2026)
     actions = plan_erasure(catalog, policy, tags, hashes, TODAY)
-    kw = dict(catalog=catalog, source_engines={"lifecycle_demo": engine}, tag_engine=tags, hasher=hasher,
-              identifiers=ids, hashes=hashes)
-    outcome = apply_erasure(actions, reference="DSR-1", today=TODAY, dry_run=dry_run, **kw)
-    return verify_erasure(outcome, actions, year=2026, **kw), actions
+    scope = RequestScope(catalog, {"lifecycle_demo": engine}, tags, hasher, ids, hashes)
+    outcome = apply_erasure(actions, scope, reference="DSR-1", today=TODAY, dry_run=dry_run)
+    return verify_erasure(outcome, actions, scope, year=2026), actions
 
 
 def test_person_is_erased_everywhere_the_law_allows(person, hasher, tmp_path) -> None:  # type: ignore[no-untyped-def]

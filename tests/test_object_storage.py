@@ -252,15 +252,14 @@ def test_rewrite_keeps_the_records_date_when_the_clock_is_last_modified(
 
     # Erase person 1 (an erasure request), and check the rewritten object keeps its date.
     from lifecycle.catalog import Catalog
-    from lifecycle.erasure import apply_erasure, plan_erasure
+    from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure
     from lifecycle.requests import SubjectIdentifiers
 
     catalog = Catalog(version=1, sources={source.name: source})
     ids = SubjectIdentifiers.parse({"email": "person1@example.se"}, 2026)
     hashes = ids.hashes(hasher, 2026)
-    apply_erasure(plan_erasure(catalog, POLICY, tags, hashes, TODAY), catalog=catalog,
-                  source_engines={"lifecycle_s3": object_store}, tag_engine=tags, hasher=hasher, identifiers=ids,
-                  hashes=hashes, reference="DSR-1", today=TODAY, dry_run=False)
+    scope = RequestScope(catalog, {"lifecycle_s3": object_store}, tags, hasher, ids, hashes)
+    apply_erasure(plan_erasure(catalog, POLICY, tags, hashes, TODAY), scope, reference="DSR-1", today=TODAY, dry_run=False)
     head = object_store.client.head_object(Bucket=bucket, Key=key)
     assert head["Metadata"][CLOCK_METADATA] == uploaded.isoformat()
     assert [r["id"] for r in read_csv(object_store, bucket, key)] == ["2"]
@@ -275,7 +274,7 @@ def test_rewrite_keeps_the_records_date_when_the_clock_is_last_modified(
 def test_a_person_in_several_objects_is_extracted_then_erased_everywhere_and_verified(
         object_store: ObjectStore, bucket: str, prefix: str, tag_db: Any, hasher: SubjectHasher, tmp_path: Any) -> None:
     from lifecycle.catalog import Catalog
-    from lifecycle.erasure import apply_erasure, plan_erasure, verify_erasure
+    from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
     from lifecycle.extract import build_extract
     from lifecycle.requests import SubjectIdentifiers
 
@@ -308,9 +307,9 @@ def test_a_person_in_several_objects_is_extracted_then_erased_everywhere_and_ver
     assert extract["mentions"] == [{"activity": "email", "category": "case_details", "count": 1}]
 
     actions = plan_erasure(catalog, POLICY, tags, hashes, TODAY)
-    kw = dict(catalog=catalog, source_engines=backends, tag_engine=tags, hasher=hasher, identifiers=ids, hashes=hashes)
-    outcome = apply_erasure(actions, reference="DSR-9", today=TODAY, dry_run=False, **kw)
-    outcome = verify_erasure(outcome, actions, year=2026, **kw)
+    scope = RequestScope(catalog, backends, tags, hasher, ids, hashes)
+    outcome = apply_erasure(actions, scope, reference="DSR-9", today=TODAY, dry_run=False)
+    outcome = verify_erasure(outcome, actions, scope, year=2026)
 
     assert outcome.verified, outcome.remaining
     assert outcome.objects["newsletter_exports"]["objects_rewritten"] == 1

@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import select
 
-from lifecycle.erasure import apply_erasure
+from lifecycle.erasure import RequestScope, apply_erasure
 from lifecycle.plan import build_plan, register_run
 from lifecycle.requests import InvalidRequestError, SubjectIdentifiers
 from lifecycle.rights import plan_objection, plan_withdrawal, rectify
@@ -19,9 +19,8 @@ from test_erasure import TODAY, _insert, _row, person  # noqa: F401 - the shared
 
 def _apply(person, hasher, actions, reason):  # type: ignore[no-untyped-def]
     engine, tags, catalog, policy, ids = person
-    return apply_erasure(actions, catalog=catalog, source_engines={"lifecycle_demo": engine}, tag_engine=tags,
-                         hasher=hasher, identifiers=ids, hashes=ids.hashes(hasher, 2026), reference="DSR-R",
-                         today=TODAY, dry_run=False, suppress_as=reason)
+    scope = RequestScope(catalog, {"lifecycle_demo": engine}, tags, hasher, ids, ids.hashes(hasher, 2026))
+    return apply_erasure(actions, scope, reference="DSR-R", today=TODAY, dry_run=False, suppress_as=reason)
 
 
 def test_withdrawal_erases_only_what_rests_on_consent(person, hasher) -> None:  # type: ignore[no-untyped-def]
