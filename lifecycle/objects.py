@@ -122,6 +122,8 @@ class ObjectStore:
     def list(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for o in page.get("Contents", []):
+                if o["Key"].endswith("/") and not o["Size"]:
+                    continue  # a "folder" marker made by consoles: no data
                 yield ObjectInfo(o["Key"], o["ETag"].strip('"'), o["LastModified"], int(o["Size"]))
 
     def get(self, bucket: str, key: str) -> ObjectBody | None:

@@ -181,6 +181,7 @@ def test_bad_objects_are_reported_one_by_one_and_nothing_is_lost(
     object_store.client.put_object(Bucket=bucket, Key=prefix + "good.jsonl", Body=good)
     object_store.client.put_object(Bucket=bucket, Key=prefix + "later-broken.jsonl", Body=json.dumps(person(3, OLD)).encode())
     object_store.client.put_object(Bucket=bucket, Key=prefix + "notes.pdf", Body=b"%PDF-1.4 person9@example.se")
+    object_store.client.put_object(Bucket=bucket, Key=prefix + "archive/", Body=b"")  # a console's folder marker
     scan_object_source(source, POLICY, store=object_store, tag_engine=tags, hasher=hasher, run_id="r0", logical_date=TODAY)
     assert len(tagged_keys(tags, source)) == 3
 
