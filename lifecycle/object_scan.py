@@ -84,9 +84,13 @@ def _state(source: Source, ref: str, info: ObjectInfo, run_id: str, **values: An
 
 def _save_state(tag_engine: Engine, row: dict[str, Any]) -> None:
     with tag_engine.begin() as conn:
-        conn.execute(delete(object_state).where(object_state.c.source == row["source"],
-                                                object_state.c.object_ref == row["object_ref"]))
-        conn.execute(insert(object_state).values(**row))
+        _put_state(conn, row)
+
+
+def _put_state(conn: Any, row: dict[str, Any]) -> None:
+    conn.execute(delete(object_state).where(object_state.c.source == row["source"],
+                                            object_state.c.object_ref == row["object_ref"]))
+    conn.execute(insert(object_state).values(**row))
 
 
 def forget_object(conn: Any, source: Source, ref: str) -> int:
@@ -143,7 +147,7 @@ def scan_object_source(
     tagger = Tagger(source, policy, hasher, run_id, logical_date.year)
     findings: dict[tuple[str, str], dict[str, str]] = {}
     for done, (ref, info) in enumerate(to_read, 1):
-        _scan_object(source, store, tag_engine, tagger, ref, info, run_id, stats, findings)
+        _scan_object(source, store, tag_engine, tagger, ref, info, run_id, stats, findings, new_object=ref not in known)
         if progress:
             progress(done, len(to_read))
 
@@ -160,7 +164,7 @@ def scan_object_source(
 
 
 def _scan_object(source: Source, store: ObjectStore, tag_engine: Engine, tagger: Tagger, ref: str, info: ObjectInfo,
-                 run_id: str, stats: ScanStats, findings: dict[tuple[str, str], dict[str, str]]) -> None:
+                 run_id: str, stats: ScanStats, findings: dict[tuple[str, str], dict[str, str]], new_object: bool) -> None:
     assert source.storage is not None
     fmt = object_format(info.key, source.storage.format)
     if fmt is None:
@@ -193,14 +197,20 @@ def _scan_object(source: Source, store: ObjectStore, tag_engine: Engine, tagger:
         tags += row_tags
         refs += row_refs
     with tag_engine.begin() as conn:
-        conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name, of_object(subject_ref.c.record_key, ref)))
-        if tags:
-            _write_tags(conn, tag_engine, tags)
-        _write_refs(conn, tag_engine, refs, fresh=False)
-        # Records no longer in the object: their tags were not refreshed by this run.
-        conn.execute(delete(record_tag).where(and_(
-            record_tag.c.source == source.name, of_object(record_tag.c.record_key, ref), record_tag.c.run_id != run_id)))
-    _save_state(tag_engine, _state(source, ref, info, run_id, etag=body.etag, version_id=body.version_id, clock=clock,
-                                   records=len(records), status="ok"))
+        if new_object:  # nothing of it in the tag store yet: copy straight in
+            _write_tags(conn, tag_engine, tags, first=True)
+            _write_refs(conn, tag_engine, refs, fresh=True)
+        else:
+            conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name,
+                                                   of_object(subject_ref.c.record_key, ref)))
+            if tags:
+                _write_tags(conn, tag_engine, tags)
+            _write_refs(conn, tag_engine, refs, fresh=False)
+            # Records no longer in the object: their tags were not refreshed by this run.
+            conn.execute(delete(record_tag).where(and_(
+                record_tag.c.source == source.name, of_object(record_tag.c.record_key, ref), record_tag.c.run_id != run_id)))
+        # In the same transaction as the tags: a known object is never without its state.
+        _put_state(conn, _state(source, ref, info, run_id, etag=body.etag, version_id=body.version_id, clock=clock,
+                                records=len(records), status="ok"))
     stats.objects_read += 1
     _count_into(stats, [dict()] * len(records), tags, refs, source)

