@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import OperationalError
 
 from lifecycle.catalog import _identifier
 from lifecycle.tables import metadata
@@ -35,14 +36,28 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 def open_tag_store(url: str, *, schema: str | None = None) -> Engine:
     """The tag store engine, with its schema and tables created if missing."""
-    if make_url(url).get_backend_name() == "postgresql" and schema:
+    postgres = make_url(url).get_backend_name() == "postgresql"
+    if postgres and schema:
         _identifier(schema)
         bootstrap = create_engine(url)
         with bootstrap.begin() as conn:
+            # Parallel tasks open the store at once: CREATE ... IF NOT EXISTS still races in the catalog.
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:tag-store-ddl'))"))
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         bootstrap.dispose()
     engine = make_engine(url, schema=schema)
-    metadata.create_all(engine)
+    attempts = 3 * len(metadata.tables)  # each lost race means another opener made one more table
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                if postgres:  # one creator at a time; the others then find the tables there
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:tag-store-ddl'))"))
+                metadata.create_all(conn)
+            break
+        except OperationalError as exc:
+            # SQLite: another process created a table between our check and our CREATE; check again.
+            if "already exists" not in str(exc) or attempt == attempts - 1:
+                raise
     return engine
 
 

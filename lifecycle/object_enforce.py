@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +36,10 @@ from lifecycle.tables import object_state
 log = logging.getLogger(__name__)
 
 RecordChange = Callable[[dict[str, Any]], dict[str, Any] | None]  # None: drop the record
+
+
+# Objects rewritten at once: each rewrite is a handful of round trips, mostly waiting on the store.
+OBJECT_WORKERS = 8
 
 
 class SimulatedCrash(RuntimeError):
@@ -114,21 +119,30 @@ def apply_changes(store: ObjectStore, tag_engine: Engine, source: Source, change
 
 def _apply_by_object(store: ObjectStore, tag_engine: Engine, source: Source, by_object: dict[str, dict[str, RecordChange]],
                      keys: dict[str, str], stats: ObjectStats, crash_after_write: bool) -> list[Any]:
+    """Objects are independent of each other: they are rewritten OBJECT_WORKERS at a time (each
+    costs a few round trips to the store). Results are gathered in a fixed order; any error other
+    than the two handled per object is raised after every object was attempted."""
+    todo = [(ref, per_record) for ref, per_record in sorted(by_object.items()) if ref in keys]  # others: gone already
     failures: list[Any] = []
-    for ref, per_record in sorted(by_object.items()):
-        if ref not in keys:
-            continue  # the object is gone already (erased by an earlier attempt)
-        try:
-            stats.add(rewrite_object(store, tag_engine, source, ref, keys[ref], per_record,
-                                     crash_after_write=crash_after_write))
-        except ObjectDeleteError as exc:
-            stats.failed_objects.append(ref)
-            failures += exc.failures
-        except MalformedObjectError as exc:
-            # Changed into something unreadable since the scan: touch nothing, keep the records planned.
-            log.warning("%s: object %s is malformed now (%s); left as it is", source.name, ref, exc)
-            stats.skipped_objects += 1
-            stats.skipped_keys += [f"{ref}/{pk}" for pk in per_record]
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(OBJECT_WORKERS, len(todo))), thread_name_prefix="objects") as pool:
+        futures = [(ref, per_record, pool.submit(rewrite_object, store, tag_engine, source, ref, keys[ref], per_record,
+                                                 crash_after_write=crash_after_write)) for ref, per_record in todo]
+        for ref, per_record, future in futures:
+            try:
+                stats.add(future.result())
+            except ObjectDeleteError as exc:
+                stats.failed_objects.append(ref)
+                failures += exc.failures
+            except MalformedObjectError as exc:
+                # Changed into something unreadable since the scan: touch nothing, keep the records planned.
+                log.warning("%s: object %s is malformed now (%s); left as it is", source.name, ref, exc)
+                stats.skipped_objects += 1
+                stats.skipped_keys += [f"{ref}/{pk}" for pk in per_record]
+            except BaseException as exc:  # noqa: BLE001 - raised below, once every object was attempted
+                errors.append(exc)
+    if errors:
+        raise errors[0]
     return failures
 
 

@@ -124,6 +124,8 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # Only the run the test triggers: no scheduled night may run beside it.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
@@ -183,7 +185,13 @@ def _run_nightly(server: Standalone) -> dict[str, Any]:
     if state["state"] != "success":
         tasks = server.api("GET", f"/dags/lifecycle_nightly/dagRuns/{run_id}/taskInstances")["task_instances"]
         failed = [(t["task_id"], t["map_index"], t["state"]) for t in tasks if t["state"] != "success"]
-        pytest.fail(f"nightly run {run_id} ended {state['state']}: {failed}\n{server.log_tail()}", pytrace=False)
+        logs = []
+        for t in tasks:
+            if t["state"] == "failed":
+                log = server.api("GET", f"/dags/lifecycle_nightly/dagRuns/{run_id}/taskInstances/{t['task_id']}/logs/"
+                                        f"{max(t['try_number'], 1)}?map_index={t['map_index']}&full_content=true")
+                logs.append(json.dumps(log.get("content"))[-3000:])
+        pytest.fail(f"nightly run {run_id} ended {state['state']}: {failed}\n" + "\n".join(logs), pytrace=False)
     return state
 
 

@@ -186,3 +186,14 @@ def test_catalogued_column_missing_from_table_writes_nothing(setup, hasher) -> N
         scan_source(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="r", logical_date=TODAY)
     with tags.connect() as conn:
         assert conn.execute(select(func.count()).select_from(record_tag)).scalar_one() == 0
+
+
+def test_tag_store_opens_from_parallel_tasks_at_once(tag_db) -> None:  # type: ignore[no-untyped-def]
+    """Mapped scan tasks open a fresh tag store at the same moment: creating it must not race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import inspect
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        engines = list(pool.map(lambda _: tag_db.tag_store(), range(6)))
+    assert "lc_record_tag" in inspect(engines[0]).get_table_names()
