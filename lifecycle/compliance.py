@@ -17,7 +17,7 @@ from lifecycle.policy import Policy
 from lifecycle.register import MechanismTable, check_register
 from lifecycle.requests import open_requests
 from lifecycle.sqlfiles import statement
-from lifecycle.tables import record_tag
+from lifecycle.tables import object_state, record_tag
 
 
 def _latest_report(report_dir: Path) -> dict[str, Any] | None:
@@ -36,6 +36,15 @@ def _certificates(report_dir: Path, limit: int = 5) -> list[dict[str, Any]]:
         out.append({"reference": data.get("reference"), "request_type": data.get("request_type", "erasure"),
                     "verified": data.get("verified"), "completed_at": data.get("completed_at"), "file": path.name})
     return out
+
+
+def object_problems(tag_engine: Engine) -> list[dict[str, Any]]:
+    """Objects in buckets the last scan could not read: by keyed reference, never by key."""
+    with tag_engine.connect() as conn:
+        rows = conn.execute(select(object_state.c.source, object_state.c.object_ref, object_state.c.status,
+                                   object_state.c.problem).where(object_state.c.status != "ok")
+                            .order_by(object_state.c.source, object_state.c.object_ref)).mappings().all()
+    return [dict(r) for r in rows]
 
 
 def expiries_by_month(tag_engine: Engine, today: date, months: int = 12) -> list[dict[str, Any]]:
@@ -85,6 +94,7 @@ def compliance_summary(
         "open_requests": [{**r, "received_on": str(r["received_on"]), "due_on": str(r["due_on"])}
                           for r in open_requests(tag_engine, today)],
         "certificates": _certificates(report_dir),
+        "object_problems": object_problems(tag_engine),
         "retention_rules": {k: {"period": r.period, "counting": r.counting, "law": r.law}
                             for k, r in policy.retention_rules.items()},
         "lawful_bases": {k: {"label_sv": b.label_sv, "retention": b.retention} for k, b in policy.lawful_bases.items()},

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.tables import record_tag
+from lifecycle.tables import object_state, record_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,13 @@ def api(airflow_db, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
             {**base, "source": "customers", "activity": "customers", "record_key": "3", "lawful_basis": "contract",
              "status": "active", "deadline": None},
         ])
+        conn.execute(object_state.insert(), [
+            {"source": "audience_uploads", "object_ref": "0123456789abcdef", "object_key": "audiences/anna@x.se.csv",
+             "records": 0, "status": "malformed", "problem": "not valid CSV (row 3 has 2 fields, the header 4)",
+             "run_id": "r"},
+            {"source": "audience_uploads", "object_ref": "fedcba9876543210", "object_key": "audiences/ok.csv",
+             "records": 5, "status": "ok", "problem": None, "run_id": "r"},
+        ])
     from airflow.api_fastapi.app import create_app, purge_cached_app
 
     purge_cached_app()
@@ -73,5 +80,8 @@ def test_anonymous_is_refused_and_a_user_sees_the_tag_store(api) -> None:  # typ
     assert sources["customers"]["by_basis"] == {"contract": 1}
     register = {f["sub_processor"]: f["valid"] for f in data["sub_processors"]}
     assert register == {"albacross": True, "g_suite": False}
+    assert data["object_problems"] == [{"source": "audience_uploads", "object_ref": "0123456789abcdef",
+                                        "status": "malformed", "problem": "not valid CSV (row 3 has 2 fields, the header 4)"}]
     page = api.get("/lifecycle/", headers=headers)
     assert page.status_code == 200 and "Lifecycle compliance" in page.text and "Privacy Shield" in page.text
+    assert "0123456789abcdef" in page.text and "anna@x.se" not in page.text
