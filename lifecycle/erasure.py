@@ -22,7 +22,7 @@ from sqlalchemy import Engine, MetaData, Table, and_, bindparam, delete, func, i
 
 from lifecycle.catalog import Catalog, Source
 from lifecycle.db import lock_source
-from lifecycle.detect import find_identifiers, redact
+from lifecycle.detect import Finding, find_identifiers, redact
 from lifecycle.detect import REDACTED
 from lifecycle.enforce import _assignments
 from lifecycle.object_enforce import ObjectStats, RecordChange, anonymiser, apply_changes, erase, object_keys
@@ -112,11 +112,15 @@ def _table(engine: Engine, source: Source) -> Table:
     return _REFLECTED[key]
 
 
+def _mentions(text: str, hashes: set[str], hasher: SubjectHasher, year: int) -> list[Finding]:
+    """The identifiers in ``text`` that belong to the person (by keyed hash)."""
+    return [x for x in find_identifiers(text, reference_year=year)
+            if FREE_TEXT_KINDS.get(x.kind) and hasher.hash(FREE_TEXT_KINDS[x.kind], x.normalised) in hashes]
+
+
 def _redact_text(text: str, hashes: set[str], hasher: SubjectHasher, ids: SubjectIdentifiers, year: int) -> str:
     """``text`` with the person's identifiers (and their name, when given) replaced."""
-    spans = [x for x in find_identifiers(text, reference_year=year)
-             if FREE_TEXT_KINDS.get(x.kind) and hasher.hash(FREE_TEXT_KINDS[x.kind], x.normalised) in hashes]
-    new = redact(text, spans, REDACTED)
+    new = redact(text, _mentions(text, hashes, hasher, year), REDACTED)
     if ids.name and ids.name in new:
         new = new.replace(ids.name, REDACTED)
     return new
@@ -314,10 +318,8 @@ def verify_erasure(outcome: ErasureOutcome, actions: list[RecordAction], scope: 
         with engine.connect() as conn:
             row = conn.execute(select(*[t.c[f] for f in a.fields]).where(pk == key)).mappings().first()
         for f in a.fields:
-            for x in find_identifiers((row or {}).get(f) or "", reference_year=year):
-                kind = FREE_TEXT_KINDS.get(x.kind)
-                if kind and hasher.hash(kind, x.normalised) in wanted:
-                    remaining[a.source] += 1
+            if left := len(_mentions((row or {}).get(f) or "", wanted, hasher, year)):
+                remaining[a.source] += left
     if identifiers.email:
         needle = f"%{identifiers.email.lower()}%"
         for source in catalog.sources.values():
@@ -375,9 +377,4 @@ def _holds(record: dict[str, Any], source: Source, hasher: SubjectHasher, wanted
     for kind, column in source.subject.columns().items():
         if kind in ("email", "phone", "personnummer", "org_number") and hasher.reference(kind, record.get(column), year) in wanted:
             return True
-    for column in source.free_text_columns:
-        for x in find_identifiers(str(record.get(column) or ""), reference_year=year):
-            kind = FREE_TEXT_KINDS.get(x.kind)
-            if kind and hasher.hash(kind, x.normalised) in wanted:
-                return True
-    return False
+    return any(_mentions(str(record.get(column) or ""), wanted, hasher, year) for column in source.free_text_columns)

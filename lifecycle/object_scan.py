@@ -17,14 +17,23 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy import Engine, and_, delete, insert, select
 
 from lifecycle.catalog import OBJECT_LAST_MODIFIED, Source
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.objects import MalformedObjectError, ObjectBody, ObjectInfo, ObjectStore, decode_records, object_format
 from lifecycle.policy import Policy
-from lifecycle.scan import ScanStats, Tagger, _count_into, _record_findings, _save_watermark, _write_refs, _write_tags, fingerprint
-from lifecycle.tables import object_state, record_tag, subject_ref, watermark
+from lifecycle.scan import (
+    ScanStats,
+    Tagger,
+    _count_into,
+    _record_findings,
+    _save_watermark,
+    _write_refs,
+    _write_tags,
+    choose_mode,
+)
+from lifecycle.tables import object_state, record_tag, subject_ref
 
 log = logging.getLogger(__name__)
 
@@ -118,21 +127,11 @@ def scan_object_source(
     assert source.storage is not None
     started = time.monotonic()
     stats = ScanStats(source=source.name)
-    print_ = fingerprint(source, policy)
+    # ETags are the change signal; the watermark only records a completed scan and its fingerprint.
+    _, print_ = choose_mode(tag_engine, source, policy, stats, requested=full_rescan, change_signal=True,
+                            first=lambda mark: False)
     with tag_engine.connect() as conn:
-        mark = conn.execute(select(watermark).where(watermark.c.source == source.name)).mappings().first()
         known = {r.object_ref: r for r in conn.execute(select(object_state).where(object_state.c.source == source.name))}
-    if full_rescan:
-        stats.full_reason = "requested"
-    elif mark is None:
-        stats.full_reason = "first scan"
-    elif mark["fingerprint"] != print_:
-        stats.full_reason = "catalog, policy or detectors changed"
-    else:
-        stats.mode = "incremental"
-    if stats.mode == "full":
-        with tag_engine.begin() as conn:  # until this scan completes, the next one is full too
-            conn.execute(delete(watermark).where(watermark.c.source == source.name))
 
     listing = {object_ref(hasher, source, o.key): o for o in store.list(source.storage.bucket, source.storage.prefix)}
     to_read = [(ref, info) for ref, info in listing.items()
@@ -178,9 +177,6 @@ def _scan_object(source: Source, store: ObjectStore, tag_engine: Engine, tagger:
         # Reported on its own; the tags it had stay (a broken upload must not make records vanish).
         stats.object_findings.append({"object_ref": ref, "finding": "malformed", "problem": str(exc)})
         _save_state(tag_engine, _state(source, ref, info, run_id, status="malformed", problem=str(exc)[:300]))
-        with tag_engine.begin() as conn:
-            conn.execute(update(record_tag).where(record_tag.c.source == source.name,
-                                                  of_object(record_tag.c.record_key, ref)).values(run_id=run_id))
         return
     if read is None:
         return  # deleted while we listed: the next scan drops it
@@ -213,4 +209,4 @@ def _scan_object(source: Source, store: ObjectStore, tag_engine: Engine, tagger:
         _put_state(conn, _state(source, ref, info, run_id, etag=body.etag, version_id=body.version_id, clock=clock,
                                 records=len(records), status="ok"))
     stats.objects_read += 1
-    _count_into(stats, [dict()] * len(records), tags, refs, source)
+    _count_into(stats, len(records), tags, refs, source)

@@ -443,27 +443,14 @@ def scan_source(
         return stats
     _check_anonymisable(source, columns, catalog_file)
 
-    print_ = fingerprint(source, policy)
-    with tag_engine.connect() as conn:
-        mark = conn.execute(select(watermark).where(watermark.c.source == source.name)).mappings().first()
     tracking = source.change_tracking.tracking_column if source.change_tracking else None
+    mark, print_ = choose_mode(tag_engine, source, policy, stats, requested=full_rescan, change_signal=tracking is not None,
+                               first=lambda mark: mark["value"] is None)
     since = None
-    if full_rescan:
-        stats.full_reason = "requested"
-    elif tracking is None:
-        stats.full_reason = "no change signal in the catalog"
-    elif mark is None or mark["value"] is None:
-        stats.full_reason = "first scan"
-    elif mark["fingerprint"] != print_:
-        stats.full_reason = "catalog, policy or detectors changed"
-    else:
-        stats.mode = "incremental"
+    if stats.mode == "incremental":
         since = _watermark_value(mark["value"], _python_type(columns, tracking))
-
-    if stats.mode == "full":
-        # Until this scan completes, the next one must be full as well.
+    else:
         with tag_engine.begin() as conn:
-            conn.execute(delete(watermark).where(watermark.c.source == source.name))
             conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name))
 
     with tag_engine.connect() as conn:
@@ -496,7 +483,7 @@ def scan_source(
                     highest = row[tracking]
             forget = [str(r[source.primary_key]) for r in rows] if stats.mode == "incremental" else []
             writer.submit(forget, tags, refs)
-            _count_into(stats, rows, tags, refs, source)
+            _count_into(stats, len(rows), tags, refs, source)
             if progress:
                 progress(stats.records, total)
     except BaseException:
@@ -517,6 +504,29 @@ def scan_source(
     return stats
 
 
+def choose_mode(tag_engine: Engine, source: Source, policy: Policy, stats: ScanStats, *, requested: bool,
+                change_signal: bool, first: Callable[[Any], bool]) -> tuple[Any, str]:
+    """Full or incremental, and why (into ``stats``); returns the last watermark and the
+    fingerprint. A full scan clears the watermark first: until it completes, the next scan must
+    be full as well."""
+    print_ = fingerprint(source, policy)
+    with tag_engine.connect() as conn:
+        mark = conn.execute(select(watermark).where(watermark.c.source == source.name)).mappings().first()
+    if requested:
+        stats.full_reason = "requested"
+    elif not change_signal:
+        stats.full_reason = "no change signal in the catalog"
+    elif mark is None or first(mark):
+        stats.full_reason = "first scan"
+    elif mark["fingerprint"] != print_:
+        stats.full_reason = "catalog, policy or detectors changed"
+    stats.mode = "full" if stats.full_reason else "incremental"
+    if stats.mode == "full":
+        with tag_engine.begin() as conn:
+            conn.execute(delete(watermark).where(watermark.c.source == source.name))
+    return mark, print_
+
+
 def _analyze(tag_engine: Engine) -> None:
     """After a bulk load, fresh planner statistics: without them PostgreSQL may scan the whole
     index table for each small incremental batch."""
@@ -526,9 +536,9 @@ def _analyze(tag_engine: Engine) -> None:
             conn.exec_driver_sql(f"ANALYZE {subject_ref.name}")
 
 
-def _count_into(stats: ScanStats, rows: list[dict[str, Any]], tags: list[dict[str, Any]],
+def _count_into(stats: ScanStats, records: int, tags: list[dict[str, Any]],
                 refs: list[dict[str, Any]], source: Source) -> None:
-    stats.records += len(rows)
+    stats.records += records
     stats.tags += len(tags)
     stats.subject_refs += len(refs)
     free = set(source.free_text_columns)

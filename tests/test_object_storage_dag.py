@@ -27,6 +27,17 @@ def _csv(rows: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode()
 
 
+def _catalog_in(bucket: str, prefix: str, tmp_path: Path) -> Path:
+    """The example catalog of object-storage sources, pointed at the test's bucket and prefix."""
+    catalog = yaml.safe_load((ROOT / "config" / "catalog.objects.yaml").read_text())
+    for source in catalog["sources"].values():
+        source["storage"]["bucket"] = bucket
+        source["storage"]["prefix"] = prefix + source["storage"]["prefix"]
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(catalog))
+    return path
+
+
 def test_nightly_dag_enforces_retention_in_a_bucket(tag_db, airflow_db, object_store: ObjectStore, s3_server, bucket: str,
                                                     prefix: str, tmp_path: Path, monkeypatch, capfd, caplog) -> None:  # type: ignore[no-untyped-def]
     from airflow.models import DagBag
@@ -35,12 +46,7 @@ def test_nightly_dag_enforces_retention_in_a_bucket(tag_db, airflow_db, object_s
         hour=2, minute=0, second=0, microsecond=0)
     today = night.date()
     old, fresh = (today - timedelta(days=800)).isoformat(), (today - timedelta(days=100)).isoformat()
-    catalog = yaml.safe_load((ROOT / "config" / "catalog.objects.yaml").read_text())
-    for source in catalog["sources"].values():
-        source["storage"]["bucket"] = bucket
-        source["storage"]["prefix"] = prefix + source["storage"]["prefix"]
-    catalog_path = tmp_path / "catalog.yaml"
-    catalog_path.write_text(yaml.safe_dump(catalog))
+    catalog_path = _catalog_in(bucket, prefix, tmp_path)
 
     people = [{"id": str(i), "name": f"Kund Person{i}", "email": f"kund{i}@example.se",
                "last_confirmed_at": old if i % 2 else fresh, "segment": "b2b"} for i in range(1, 7)]
@@ -97,12 +103,7 @@ def test_request_dag_extracts_and_erases_a_person_in_a_bucket(tag_db, airflow_db
                                                               caplog) -> None:  # type: ignore[no-untyped-def]
     from airflow.models import DagBag
 
-    catalog = yaml.safe_load((ROOT / "config" / "catalog.objects.yaml").read_text())
-    for source in catalog["sources"].values():
-        source["storage"]["bucket"] = bucket
-        source["storage"]["prefix"] = prefix + source["storage"]["prefix"]
-    catalog_path = tmp_path / "catalog.yaml"
-    catalog_path.write_text(yaml.safe_dump(catalog))
+    catalog_path = _catalog_in(bucket, prefix, tmp_path)
     email = "maja.moln@example.se"
     client = object_store.client
     client.put_object(Bucket=bucket, Key=f"{prefix}exports/newsletter/list.csv", Body=_csv([
