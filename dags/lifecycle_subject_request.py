@@ -30,6 +30,9 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from lifecycle_airflow import subject_request
 
+# No control characters and none of ; = < > * " ` \ in a name or company (the simple part of the
+# rules in lifecycle/requests.py).
+_FREE_TEXT = r'^[^;=<>*"`\\\x00-\x1f\x7f]*$'
 
 
 @dag(
@@ -45,21 +48,29 @@ from lifecycle_airflow import subject_request
                               description="Erasure (Art. 17), access extract (Art. 15), rectification (Art. 16), "
                                           "withdrawal of consent (Art. 7.3), objection to direct marketing (Art. 21).",
                               section="Request"),
-        "reference": Param("", type="string", minLength=1, maxLength=100, pattern="^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        "reference": Param("", type="string", minLength=1, maxLength=100,
+                           pattern="^(?!.*--)[A-Za-z0-9][A-Za-z0-9._/-]*$",
                            title="Request reference", description="Your case number, e.g. DSR-2026-0042.",
                            section="Request"),
-        "email": Param(None, type=["null", "string"], format="email", title="E-mail", section="Identifiers"),
-        "phone": Param(None, type=["null", "string"], title="Phone", description="Swedish number, any writing.",
+        # The limits of lifecycle/requests.py, so the form refuses early; the first task checks
+        # everything again (SQL-looking text, check digits, the numbering plan) and is the authority.
+        "email": Param(None, type=["null", "string"], format="email", maxLength=254,
+                       pattern=r"^[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$",
+                       title="E-mail", section="Identifiers"),
+        "phone": Param(None, type=["null", "string"], maxLength=30, pattern="^[0-9+() \u2013-]+$", title="Phone",
+                       description="One Swedish number, e.g. 070-123 45 67 or +46 70 123 45 67.",
                        section="Identifiers"),
-        "personnummer": Param(None, type=["null", "string"], title="Personnummer",
+        "personnummer": Param(None, type=["null", "string"], maxLength=13, pattern="^([0-9]{2})?[0-9]{6}[-+]?[0-9]{4}$",
+                              title="Personnummer",
                               description="YYYYMMDD-NNNN or YYMMDD-NNNN; the check digit is verified.",
                               section="Identifiers"),
-        "name": Param(None, type=["null", "string"], title="Name", description="Only together with company.",
-                      section="Identifiers"),
-        "company": Param(None, type=["null", "string"], title="Company", section="Identifiers"),
+        "name": Param(None, type=["null", "string"], maxLength=200, pattern=_FREE_TEXT, title="Name",
+                      description="Only together with company.", section="Identifiers"),
+        "company": Param(None, type=["null", "string"], maxLength=200, pattern=_FREE_TEXT, title="Company",
+                         section="Identifiers"),
         "rectify_field": Param(None, type=["null", "string"], enum=[None, "email", "phone"],
                                title="Field to correct", description="Rectification only.", section="Rectification"),
-        "new_value": Param(None, type=["null", "string"], title="Correct value",
+        "new_value": Param(None, type=["null", "string"], maxLength=254, title="Correct value",
                            description="Rectification only: the new e-mail or phone.", section="Rectification"),
         "dry_run": Param(True, type="boolean", title="Dry run",
                          description="Show what would be erased without changing anything.", section="Safety"),

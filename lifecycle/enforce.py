@@ -16,18 +16,20 @@ from datetime import datetime, timezone
 from itertools import groupby, islice
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, delete, select, update
+from sqlalchemy import Engine, and_, bindparam, column, delete, select, table, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lifecycle.catalog import Source
 from lifecycle.db import lock_source
 from lifecycle.detect import REDACTED
 from lifecycle.errors import PlanNeedsConfirmationError
-from lifecycle.object_enforce import ObjectStats, anonymiser, apply_changes, erase
+from lifecycle.identifiers import SubjectHasher
+from lifecycle.object_enforce import ObjectStats, RecordChange, anonymiser, apply_changes, erase
 from lifecycle.objects import ObjectStore
 from lifecycle.plan import SourcePlan
+from lifecycle.redaction import redact_text
 from lifecycle.sqlfiles import load_sql, quote_identifier, statement
-from lifecycle.tables import journal, record_tag, subject_ref
+from lifecycle.tables import journal, record_tag, subject_ref, suppression
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 class Batch:
     number: int
     scope: str  # record | fields
-    action: str  # erase | anonymise | restrict
+    action: str  # erase | anonymise | restrict | redact (fields: mentions of erased people in free text)
     category: str | None
     keys: tuple[str, ...]
 
@@ -53,6 +55,8 @@ class EnforceStats:
     records_restricted: int = 0
     fields_anonymised: int = 0
     violations_restricted: int = 0
+    # Records whose free text mentioned an erased person (suppression list), redacted span by span.
+    mentions_redacted: int = 0
     rows_affected: int = 0
     # Object-storage sources: what happened to the objects holding the records.
     objects: dict[str, Any] = field(default_factory=dict)
@@ -115,8 +119,84 @@ def _columns_to_anonymise(source: Source, batch: Batch) -> list[str]:
     return [c for c in names if source.columns[c].anonymise != "keep"]
 
 
-def _apply_to_source(source_engine: Engine, source: Source, batch: Batch, to_key: Callable[[str], Any]) -> int:
+@dataclass(frozen=True)
+class Redaction:
+    """What a redact batch needs: the keyed hashes of erased people found in the batch's free
+    text (from the subject index and the suppression list), the hasher and the logical year."""
+
+    hashes: set[str]
+    hasher: SubjectHasher
+    year: int
+
+
+def _mention_fields(source: Source, batch: Batch) -> list[str]:
+    """The free-text columns of the batch's category."""
+    category = set(source.columns_of(batch.category or ""))
+    return [c for c in source.free_text_columns if c in category]
+
+
+def _suppressed_hashes(tag_engine: Engine, source: Source, batch: Batch) -> set[str]:
+    """Keyed hashes of erased people (suppression reason 'erasure') indexed in the free text of
+    the batch's records and category."""
+    with tag_engine.connect() as conn:
+        return set(conn.execute(
+            select(subject_ref.c.subject_hash).distinct()
+            .join(suppression, and_(suppression.c.subject_hash == subject_ref.c.subject_hash,
+                                    suppression.c.reason == "erasure"))
+            .where(subject_ref.c.source == source.name, subject_ref.c.record_key.in_(list(batch.keys)),
+                   subject_ref.c.field.in_(_mention_fields(source, batch)), subject_ref.c.free_text.is_(True))
+        ).scalars())
+
+
+def _redact_text_changes(fields: list[str], redaction: Redaction, record: dict[str, Any]) -> dict[str, str]:
+    """The fields of ``record`` whose text changes when the mentions are redacted, with the new text."""
+    changed = {}
+    for f in fields:
+        value = record.get(f)
+        if value:
+            new = redact_text(str(value), redaction.hashes, redaction.hasher, redaction.year)
+            if new != str(value):
+                changed[f] = new
+    return changed
+
+
+def _redact_in_source(source_engine: Engine, source: Source, batch: Batch, to_key: Callable[[str], Any],
+                      redaction: Redaction) -> int:
+    """Read the batch's free text, redact the mentions, write back only what changed: one
+    UPDATE per column (executemany) inside one transaction under the source's lock."""
+    fields = _mention_fields(source, batch)
+    if not fields or not redaction.hashes:
+        return 0
+    t = table(source.table, column(source.primary_key), *[column(f) for f in fields])
+    pk = t.c[source.primary_key]
+    with source_engine.begin() as conn:
+        lock_source(conn, source.name)
+        rows = conn.execute(select(t).where(pk.in_([to_key(k) for k in batch.keys]))).mappings().all()
+        per_column: dict[str, list[dict[str, Any]]] = {f: [] for f in fields}
+        changed_rows = 0
+        for row in rows:
+            changes = _redact_text_changes(fields, redaction, dict(row))
+            changed_rows += bool(changes)
+            for f, new in changes.items():
+                per_column[f].append({"b_key": row[source.primary_key], "b_value": new})
+        for f, params in per_column.items():
+            if params:
+                conn.execute(update(t).where(pk == bindparam("b_key")).values({f: bindparam("b_value")}), params)
+    return changed_rows
+
+
+def _redactor(fields: list[str], redaction: Redaction) -> RecordChange:
+    def change(record: dict[str, Any]) -> dict[str, Any]:
+        return {**record, **_redact_text_changes(fields, redaction, record)}
+    return change
+
+
+def _apply_to_source(source_engine: Engine, source: Source, batch: Batch, to_key: Callable[[str], Any],
+                     redaction: Redaction | None = None) -> int:
     keys = [to_key(k) for k in batch.keys]
+    if batch.action == "redact":
+        assert redaction is not None
+        return _redact_in_source(source_engine, source, batch, to_key, redaction)
     if batch.action == "restrict":
         return 0  # restriction is recorded in the tag store; the source row is left as it is
     if batch.action == "erase":
@@ -142,17 +222,32 @@ def _apply_to_source(source_engine: Engine, source: Source, batch: Batch, to_key
 
 
 def _apply_to_objects(store: ObjectStore, tag_engine: Engine, source: Source, batch: Batch,
-                      crash_after_write: bool) -> ObjectStats:
+                      crash_after_write: bool, redaction: Redaction | None = None) -> ObjectStats:
     if batch.action == "restrict":
         return ObjectStats()
-    change = erase if batch.action == "erase" else anonymiser(source, _columns_to_anonymise(source, batch))
+    if batch.action == "redact":
+        assert redaction is not None
+        fields = _mention_fields(source, batch)
+        if not fields or not redaction.hashes:
+            return ObjectStats()
+        change = _redactor(fields, redaction)
+    else:
+        change = erase if batch.action == "erase" else anonymiser(source, _columns_to_anonymise(source, batch))
     return apply_changes(store, tag_engine, source, {k: change for k in batch.keys}, crash_after_write=crash_after_write)
 
 
-def _update_tag_store(conn, source: Source, batch: Batch) -> None:  # type: ignore[no-untyped-def]
+def _update_tag_store(conn, source: Source, batch: Batch,  # type: ignore[no-untyped-def]
+                      redaction: Redaction | None = None) -> None:
     keys = list(batch.keys)
     tags = and_(record_tag.c.source == source.name, record_tag.c.record_key.in_(keys))
     refs = and_(subject_ref.c.source == source.name, subject_ref.c.record_key.in_(keys))
+    if batch.action == "redact":
+        # The tags stay (the record and its category remain); only the erased people's refs go.
+        if redaction is not None and redaction.hashes:
+            conn.execute(delete(subject_ref).where(and_(
+                refs, subject_ref.c.field.in_(_mention_fields(source, batch)),
+                subject_ref.c.subject_hash.in_(sorted(redaction.hashes)))))
+        return
     if batch.scope == "fields":
         tags = and_(tags, record_tag.c.category == batch.category)
     if batch.action == "erase":
@@ -192,7 +287,7 @@ def _count(stats: EnforceStats, batch: Batch) -> None:
     if batch.scope == "record":
         attr = {"erase": "records_erased", "anonymise": "records_anonymised", "restrict": "records_restricted"}[batch.action]
     else:
-        attr = "violations_restricted" if batch.action == "restrict" else "fields_anonymised"
+        attr = {"restrict": "violations_restricted", "redact": "mentions_redacted"}.get(batch.action, "fields_anonymised")
     setattr(stats, attr, getattr(stats, attr) + n)
 
 
@@ -208,9 +303,13 @@ def enforce_source(
     progress: Callable[[int, int], None] | None = None,
     crash_after_batches: int | None = None,
     crash_after_object_write: bool = False,
+    hasher: SubjectHasher | None = None,
+    year: int | None = None,
 ) -> EnforceStats:
     """Apply the run's plan for one source (a SQL engine, or the object store of an
-    object-storage source). The crash_* arguments exist for crash tests."""
+    object-storage source). ``hasher`` and ``year`` (the logical date's) are needed to redact
+    mentions of erased people in free text (plan action 'redact'). The crash_* arguments exist
+    for crash tests."""
     started = time.monotonic()
     stats = EnforceStats(source=source.name, dry_run=dry_run, planned=plan.to_dict())
     if plan.needs_confirmation and not confirmed and not dry_run:
@@ -227,6 +326,10 @@ def enforce_source(
         stats.seconds = round(time.monotonic() - started, 3)
         return stats
     done = _done_batches(tag_engine, run_id, source)
+    if (hasher is None or year is None) and any(b.action == "redact" and b.number not in done for b in batches):
+        raise ValueError(
+            f"source {source.name!r}: the plan redacts mentions of erased people in free text, which needs "
+            "the keyed-hash hasher and the logical year: pass hasher= and year= to enforce_source")
     objects = ObjectStats()
     to_key = _key_type(source_engine, source) if isinstance(source_engine, Engine) else str
     for i, batch in enumerate(batches):
@@ -237,17 +340,21 @@ def enforce_source(
             raise RuntimeError(f"simulated crash before batch {batch.number} of {source.name}")
         _journal_started(tag_engine, run_id, source, batch)
         done_part = batch
+        redaction = None
+        if batch.action == "redact":
+            assert hasher is not None and year is not None
+            redaction = Redaction(_suppressed_hashes(tag_engine, source, batch), hasher, year)
         if isinstance(source_engine, ObjectStore):
-            changed = _apply_to_objects(source_engine, tag_engine, source, batch, crash_after_object_write)
+            changed = _apply_to_objects(source_engine, tag_engine, source, batch, crash_after_object_write, redaction)
             objects.add(changed)
             affected = changed.records_changed
             if changed.skipped_keys:  # records in objects that turned unreadable: still to do
                 skipped = set(changed.skipped_keys)
                 done_part = replace(batch, keys=tuple(k for k in batch.keys if k not in skipped))
         else:
-            affected = _apply_to_source(source_engine, source, batch, to_key)
+            affected = _apply_to_source(source_engine, source, batch, to_key, redaction)
         with tag_engine.begin() as conn:
-            _update_tag_store(conn, source, done_part)
+            _update_tag_store(conn, source, done_part, redaction)
             conn.execute(
                 update(journal)
                 .where(journal.c.run_id == run_id, journal.c.source == source.name, journal.c.batch_no == batch.number)

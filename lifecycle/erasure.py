@@ -6,8 +6,10 @@ Per location:
   lapses (the nightly run then erases it as any expired record);
 - another person's free text that mentions them: the matched spans are redacted, not the text;
 - processor-role data: untouched; the request is recorded as forwarded to that customer.
-Afterwards the person's identifiers are searched again (index, touched texts re-detected,
-and every free-text column swept for their e-mail); anything left fails the request.
+The plan is journaled under the request's reference before anything changes and applied in
+steps (lifecycle.request_journal), so a crashed request resumes its own plan. Afterwards the
+person is searched for again, in the index and independently in every source itself
+(lifecycle.verify); anything left fails the request.
 """
 
 from __future__ import annotations
@@ -18,22 +20,23 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, MetaData, Table, and_, bindparam, delete, insert, select, update
 
 from lifecycle.catalog import Catalog, Source
 from lifecycle.db import lock_source
-from lifecycle.detect import Finding, find_identifiers, redact
 from lifecycle.detect import REDACTED
+from lifecycle.redaction import mentions, redact_text
 from lifecycle.enforce import _assignments
-from lifecycle.object_enforce import ObjectStats, RecordChange, anonymiser, apply_changes, erase, object_keys
-from lifecycle.object_scan import read_records, split_record_key
+from lifecycle import request_journal as journal
+from lifecycle.faults import crashpoint
+from lifecycle.object_enforce import ObjectStats, RecordChange, anonymiser, apply_changes, erase
 from lifecycle.objects import ObjectStore
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.policy import Policy
 from lifecycle.requests import SubjectIdentifiers
-from lifecycle.scan import FREE_TEXT_KINDS
 from lifecycle.sqlfiles import statement
 from lifecycle.subjects import Location, locate
+from lifecycle.verify import Probe, summarise, verify_in_sources
 from lifecycle.tables import record_tag, subject_ref, suppression
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,7 @@ class RecordAction:
     anonymise_categories: tuple[str, ...] = ()
     lapses_on: date | None = None
     controller: str = "self"
+    step: int = -1  # its step in the request's journal (-1: nothing to do, e.g. forwarded)
 
 
 @dataclass
@@ -63,6 +67,9 @@ class ErasureOutcome:
     verified: bool = False
     # Object-storage sources: objects rewritten or deleted, versions and delete markers removed.
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What verification checked: the index, and each source searched directly.
+    verification: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0  # how many times the request's steps were started (a crash and re-run: 2)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,24 +119,10 @@ def _table(engine: Engine, source: Source) -> Table:
     return _REFLECTED[key]
 
 
-def _mentions(text: str, hashes: set[str], hasher: SubjectHasher, year: int) -> list[Finding]:
-    """The identifiers in ``text`` that belong to the person (by keyed hash)."""
-    return [x for x in find_identifiers(text, reference_year=year)
-            if FREE_TEXT_KINDS.get(x.kind) and hasher.hash(FREE_TEXT_KINDS[x.kind], x.normalised) in hashes]
-
-
-def _redact_text(text: str, hashes: set[str], hasher: SubjectHasher, ids: SubjectIdentifiers, year: int) -> str:
-    """``text`` with the person's identifiers (and their name, when given) replaced."""
-    new = redact(text, _mentions(text, hashes, hasher, year), REDACTED)
-    if ids.name and ids.name in new:
-        new = new.replace(ids.name, REDACTED)
-    return new
-
-
 def _redactor(fields: tuple[str, ...], hashes: set[str], hasher: SubjectHasher, ids: SubjectIdentifiers,
               year: int) -> RecordChange:
     def change(record: dict[str, Any]) -> dict[str, Any]:
-        return {**record, **{f: _redact_text(str(record[f]), hashes, hasher, ids, year)
+        return {**record, **{f: redact_text(str(record[f]), hashes, hasher, year, ids.name)
                              for f in fields if record.get(f)}}
     return change
 
@@ -146,7 +139,7 @@ def _redact_record(engine: Engine, source: Source, action: RecordAction, hashes:
         if row is None:
             return
         values = {f: new for f in action.fields
-                  if (new := _redact_text(row[f] or "", hashes, hasher, ids, year)) != (row[f] or "")}
+                  if (new := redact_text(row[f] or "", hashes, hasher, year, ids.name)) != (row[f] or "")}
         if values:
             conn.execute(update(t).where(pk == key).values(**values))
 
@@ -177,90 +170,112 @@ class RequestScope:
     hashes: list[str]
 
 
-def apply_erasure(actions: list[RecordAction], scope: RequestScope, *, reference: str, today: date, dry_run: bool,
-                  suppress_as: str | None = "erasure") -> ErasureOutcome:
-    catalog, source_engines, tag_engine = scope.catalog, scope.backends, scope.tag_engine
-    hasher, identifiers, hashes = scope.hasher, scope.identifiers, scope.hashes
+_COUNTED = {"erase": "erased", "hold": "held", "anonymise": "anonymised", "redact": "redacted", "forward": "forwarded"}
+
+
+def outcome_of(reference: str, dry_run: bool, actions: list[RecordAction], steps: list[Any] = ()) -> ErasureOutcome:  # type: ignore[assignment]
+    """The counts of a request from its plan (journaled, or planned in a dry run) and what its
+    steps reported: the same however many attempts it took."""
     outcome = ErasureOutcome(reference=reference, dry_run=dry_run)
-    wanted = set(hashes)
-    groups: dict[tuple[str, str, tuple[str, ...]], list[str]] = defaultdict(list)
     for a in actions:
         counts = outcome.per_source.setdefault(a.source, {"erased": 0, "anonymised": 0, "held": 0, "redacted": 0, "forwarded": 0})
-        counts[{"erase": "erased", "hold": "held", "anonymise": "anonymised", "redact": "redacted",
-                "forward": "forwarded"}[a.action]] += 1
+        counts[_COUNTED[a.action]] += 1
         if a.action == "forward":
             outcome.forwarded[a.controller] = outcome.forwarded.get(a.controller, 0) + 1
         if a.action == "hold":
             counts["anonymised"] += 1
             outcome.held.append({"source": a.source, "record_key": a.record_key, "reason": HELD_REASON,
                                  "lapses_on": a.lapses_on.isoformat() if a.lapses_on else None})
-        if a.action in ("erase", "hold", "anonymise"):
-            groups[(a.source, a.action, a.anonymise_categories)].append(a.record_key)
-    if dry_run:
-        return outcome
-    # Set-based: one statement per source and kind of action, not one per record.
-    for (source_name, action, categories), keys in groups.items():
-        source = catalog.source(source_name)
-        engine = source_engines[source.connection]
-        if isinstance(engine, ObjectStore):
-            columns = [c for cat in categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
-            change = erase if action == "erase" else anonymiser(source, columns)
-            _count_objects(outcome, source_name, apply_changes(engine, tag_engine, source, {k: change for k in keys}))
-            if action == "erase":
-                _forget_records(tag_engine, source_name, keys)
-            else:
-                _hold_records(tag_engine, source_name, keys, categories, columns, hold=action == "hold")
-            continue
-        if action == "erase":
-            stmt = statement(engine, "erase_records", table=source.table, primary_key=source.primary_key)
-            params: dict[str, Any] = {"keys": _keys(engine, source, keys)}
-            columns: list[str] = []
-        else:
-            columns = [c for cat in categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
-            stmt = statement(engine, "anonymise_columns", table=source.table, primary_key=source.primary_key,
-                             assignments_sql=_assignments(engine, source, columns)) if columns else None
-            params = {"keys": _keys(engine, source, keys), "redacted": REDACTED}
-        if stmt is not None:
-            if ":redacted" not in stmt.text:
-                params.pop("redacted", None)
-            with engine.begin() as conn:
-                lock_source(conn, source.name)
-                conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params)
-        if action == "erase":
-            _forget_records(tag_engine, source_name, keys)
-        else:
-            _hold_records(tag_engine, source_name, keys, categories, columns, hold=action == "hold")
-    redactions: dict[str, dict[str, RecordChange]] = defaultdict(dict)
-    for a in actions:
-        if a.action != "redact":
-            continue
-        source = catalog.source(a.source)
-        backend = source_engines[source.connection]
-        if isinstance(backend, ObjectStore):
-            redactions[a.source][a.record_key] = _redactor(a.fields, wanted, hasher, identifiers, today.year)
-        else:
-            _redact_record(backend, source, a, wanted, hasher, identifiers, today.year)
-    for source_name, changes in redactions.items():  # one rewrite per object, however many mentions
-        source = catalog.source(source_name)
-        _count_objects(outcome, source_name,
-                       apply_changes(source_engines[source.connection], tag_engine, source, changes))  # type: ignore[arg-type]
-    for a in actions:
-        if a.action != "redact":
-            continue
-        with tag_engine.begin() as conn:
-            conn.execute(delete(subject_ref).where(
-                subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
-                subject_ref.c.field.in_(a.fields), subject_ref.c.subject_hash.in_(hashes)))
-    if suppress_as:
-        _suppress(tag_engine, hashes, reference, today, suppress_as)
+    for step in steps:
+        if step.source and step.result:
+            totals = outcome.objects.setdefault(step.source, {})
+            for name, value in step.result.items():
+                totals[name] = totals.get(name, 0) + value
     return outcome
 
 
-def _count_objects(outcome: ErasureOutcome, source: str, done: ObjectStats) -> None:
-    totals = outcome.objects.setdefault(source, {})
-    for name, value in done.to_dict().items():
-        if isinstance(value, int):
-            totals[name] = totals.get(name, 0) + value
+def apply_erasure(actions: list[RecordAction], scope: RequestScope, *, reference: str, today: date, dry_run: bool,
+                  suppress_as: str | None = "erasure") -> ErasureOutcome:
+    """Journal the plan (unless this request already has one: then that plan is resumed) and
+    apply its unfinished steps; the outcome counts every step of every attempt."""
+    if dry_run:
+        return outcome_of(reference, True, actions)
+    tag_engine = scope.tag_engine
+    stored = journal.stored_actions(tag_engine, reference)
+    if stored is None:
+        stored = journal.store_plan(tag_engine, reference, actions, suppress_as)
+        crashpoint("request:planned")
+    for step in journal.steps(tag_engine, reference):
+        if step.state == "done":
+            continue
+        journal.mark_started(tag_engine, reference, step.number)
+        crashpoint(f"request:step-{step.number}:started")
+        result = _apply_step(step, [a for a in stored if a.step == step.number], scope, reference, today)
+        crashpoint(f"request:step-{step.number}:applied")
+        journal.mark_done(tag_engine, reference, step.number, result)
+    outcome = outcome_of(reference, False, stored, journal.steps(tag_engine, reference))
+    outcome.attempts = journal.attempts(tag_engine, reference)
+    return outcome
+
+
+def _apply_step(step: Any, actions: list[RecordAction], scope: RequestScope, reference: str, today: date) -> dict[str, int]:
+    """One journaled step; idempotent, so a step a crash left 'started' is simply applied again."""
+    if step.kind.startswith("suppress:"):
+        _suppress(scope.tag_engine, scope.hashes, reference, today, step.kind.removeprefix("suppress:"))
+        return {}
+    source = scope.catalog.source(step.source)
+    backend = scope.backends[source.connection]
+    if step.kind == "redact":
+        return _redact_step(backend, source, actions, scope, today)
+    keys = [a.record_key for a in actions]
+    categories = actions[0].anonymise_categories if actions else ()
+    columns = [c for cat in categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
+    result: dict[str, int] = {}
+    if isinstance(backend, ObjectStore):
+        change = erase if step.kind == "erase" else anonymiser(source, columns)
+        result = _object_counts(apply_changes(backend, scope.tag_engine, source, {k: change for k in keys}))
+    else:
+        if step.kind == "erase":
+            stmt = statement(backend, "erase_records", table=source.table, primary_key=source.primary_key)
+            params: dict[str, Any] = {"keys": _keys(backend, source, keys)}
+        else:
+            stmt = statement(backend, "anonymise_columns", table=source.table, primary_key=source.primary_key,
+                             assignments_sql=_assignments(backend, source, columns)) if columns else None
+            params = {"keys": _keys(backend, source, keys), "redacted": REDACTED}
+        if stmt is not None:
+            if ":redacted" not in stmt.text:
+                params.pop("redacted", None)
+            with backend.begin() as conn:
+                lock_source(conn, source.name)
+                conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params)
+    if step.kind == "erase":
+        _forget_records(scope.tag_engine, source.name, keys)
+    else:
+        _hold_records(scope.tag_engine, source.name, keys, categories, columns, hold=step.kind == "hold")
+    return result
+
+
+def _redact_step(backend: Any, source: Source, actions: list[RecordAction], scope: RequestScope,
+                 today: date) -> dict[str, int]:
+    """The person's identifiers in other people's free text, replaced span by span."""
+    wanted = set(scope.hashes)
+    result: dict[str, int] = {}
+    if isinstance(backend, ObjectStore):  # one rewrite per object, however many mentions
+        changes = {a.record_key: _redactor(a.fields, wanted, scope.hasher, scope.identifiers, today.year) for a in actions}
+        result = _object_counts(apply_changes(backend, scope.tag_engine, source, changes))
+    else:
+        for a in actions:
+            _redact_record(backend, source, a, wanted, scope.hasher, scope.identifiers, today.year)
+    with scope.tag_engine.begin() as conn:
+        for a in actions:
+            conn.execute(delete(subject_ref).where(
+                subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
+                subject_ref.c.field.in_(a.fields), subject_ref.c.subject_hash.in_(scope.hashes)))
+    return result
+
+
+def _object_counts(done: ObjectStats) -> dict[str, int]:
+    return {name: value for name, value in done.to_dict().items() if isinstance(value, int)}
 
 
 def _forget_records(tag_engine: Engine, source: str, keys: list[str]) -> None:
@@ -293,88 +308,30 @@ def _suppress(tag_engine: Engine, hashes: list[str], reference: str, today: date
 
 
 def verify_erasure(outcome: ErasureOutcome, actions: list[RecordAction], scope: RequestScope, *, year: int) -> ErasureOutcome:
-    """Search again: the index, every touched free text re-detected, and every free-text
-    column swept for the e-mail. Held and forwarded records are allowed to remain."""
-    catalog, source_engines, tag_engine = scope.catalog, scope.backends, scope.tag_engine
-    hasher, identifiers, hashes = scope.hasher, scope.identifiers, scope.hashes
+    """Search again, two ways: the subject index, and, independently of it, every source
+    itself (lifecycle.verify). Held and forwarded records are the only ones allowed to keep the
+    person. ``verified`` only when every check passed."""
     allowed = {(a.source, a.record_key) for a in actions if a.action in ("hold", "forward")}
-    remaining: dict[str, int] = defaultdict(int)
-    for loc in locate(tag_engine, hashes):
+    in_index: dict[str, int] = defaultdict(int)
+    for loc in locate(scope.tag_engine, scope.hashes):
         if (loc.source, loc.record_key) not in allowed:
-            remaining[loc.source] += 1
-    wanted = set(hashes)
-    for source_name, left in _left_in_objects(actions, catalog, source_engines, tag_engine, hasher, wanted, year).items():
-        remaining[source_name] += left
-    for a in actions:
-        if a.action != "redact":
-            continue
-        source = catalog.source(a.source)
-        engine = source_engines[source.connection]
-        if isinstance(engine, ObjectStore):
-            continue  # re-read above, object by object
-        t = _table(engine, source)
-        pk = t.c[source.primary_key]
-        key = int(a.record_key) if _is_int(pk) else a.record_key
-        with engine.connect() as conn:
-            row = conn.execute(select(*[t.c[f] for f in a.fields]).where(pk == key)).mappings().first()
-        for f in a.fields:
-            if left := len(_mentions((row or {}).get(f) or "", wanted, hasher, year)):
-                remaining[a.source] += left
-    if identifiers.email:
-        needle = f"%{identifiers.email.lower()}%"
-        for source in catalog.sources.values():
-            engine = source_engines.get(source.connection)
-            if engine is None or isinstance(engine, ObjectStore):
-                continue  # objects: the touched ones were re-read in full above
-            t = _table(engine, source)
-            # Structured columns were verified through the index; free text is swept directly,
-            # since a message may have changed since it was last scanned.
-            columns = source.free_text_columns
-            if not columns:
-                continue
-            condition = func.lower(t.c[columns[0]]).like(needle)
-            for c in columns[1:]:
-                condition = condition | func.lower(t.c[c]).like(needle)
-            with engine.connect() as conn:
-                hits = conn.execute(select(t.c[source.primary_key]).where(condition)).scalars().all()
-            left = [h for h in hits if (source.name, str(h)) not in allowed]
-            if left:
-                remaining[source.name] += len(left)
+            in_index[loc.source] += 1
+    probe = Probe.of(scope.identifiers, year)
+    checks = verify_in_sources(scope.catalog, scope.backends, probe, allowed)
+    remaining: dict[str, int] = defaultdict(int)
+    for source, n in [*in_index.items(), *summarise(checks).items()]:
+        remaining[source] += n
+    incomplete = [c.source for c in checks if c.status == "incomplete"]
     outcome.remaining = dict(remaining)
-    outcome.verified = not remaining
+    outcome.verification = {
+        "method": "subject index, and every catalogued source searched directly: identifier columns for the "
+                  "person's normalised identifiers, free text for every identifier in any common writing",
+        "identifiers_checked": sorted(k for k, v in (("email", probe.email), ("phone", probe.phone_national),
+                                                     ("personnummer", probe.personnummer),
+                                                     ("name_company", probe.name and probe.company)) if v),
+        "index": {"passed": not in_index, "remaining": dict(in_index)},
+        "sources": [c.to_dict() for c in checks],
+        "incomplete": incomplete,
+    }
+    outcome.verified = not remaining and not incomplete
     return outcome
-
-
-def _left_in_objects(actions: list[RecordAction], catalog: Catalog, source_engines: dict[str, Any], tag_engine: Engine,
-                     hasher: SubjectHasher, wanted: set[str], year: int) -> dict[str, int]:
-    """Re-read every object the erasure touched: no record of it may still hold the person
-    (in a structured field or in free text), and no older version may be left behind."""
-    left: dict[str, int] = defaultdict(int)
-    touched: dict[str, set[str]] = defaultdict(set)
-    allowed: dict[str, set[str]] = defaultdict(set)
-    for a in actions:
-        source = catalog.source(a.source)
-        if isinstance(source_engines.get(source.connection), ObjectStore):
-            ref, pk = split_record_key(a.record_key)
-            touched[a.source].add(ref)
-            if a.action in ("hold", "forward"):
-                allowed[a.source].add(pk)
-    for source_name, refs in touched.items():
-        source = catalog.source(source_name)
-        store: ObjectStore = source_engines[source.connection]
-        assert source.storage is not None
-        for key in object_keys(tag_engine, source, refs).values():
-            read = read_records(store, source, key)
-            if len(store.versions(source.storage.bucket, key)) > (1 if read else 0):
-                left[source_name] += 1  # an older version may still hold the person
-            for record in (read[1] if read else []):
-                if str(record[source.primary_key]) not in allowed[source_name] and _holds(record, source, hasher, wanted, year):
-                    left[source_name] += 1
-    return left
-
-
-def _holds(record: dict[str, Any], source: Source, hasher: SubjectHasher, wanted: set[str], year: int) -> bool:
-    for kind, column in source.subject.columns().items():
-        if kind in ("email", "phone", "personnummer", "org_number") and hasher.reference(kind, record.get(column), year) in wanted:
-            return True
-    return any(_mentions(str(record.get(column) or ""), wanted, hasher, year) for column in source.free_text_columns)

@@ -32,9 +32,29 @@ class SecretMissingError(LifecycleError):
     """The keyed-hash secret is not configured."""
 
 
+class WeakSecretError(LifecycleError):
+    """The keyed-hash secret is too weak; ``rule`` names the rule it breaks (never the secret)."""
+
+    def __init__(self, message: str, *, rule: str = "") -> None:
+        self.rule = rule
+        super().__init__(message)
+
+
 class PlanNeedsConfirmationError(LifecycleError):
     """A plan would destroy an unusual share of a source and needs a person to confirm it."""
 
 
 class ValidationFailedError(LifecycleError):
     """Post-enforcement validation did not pass."""
+
+
+class KeyMismatchError(LifecycleError):
+    """The keyed-hash secret differs from the one that built the index: nothing was read."""
+
+
+class RequestNotVerifiedError(LifecycleError):
+    """After acting on a request, the person's identifiers were still found in a source."""
+
+    def __init__(self, message: str, documents: object = None) -> None:
+        super().__init__(message)
+        self.documents = documents  # the certificate that says where

@@ -32,7 +32,10 @@ from lifecycle.scan import (
     _write_refs,
     _write_tags,
     choose_mode,
+    key_state,
 )
+from lifecycle.keys import record_key_identity, source_scope
+from lifecycle.locks import source_guard
 from lifecycle.tables import object_state, record_tag, subject_ref
 
 log = logging.getLogger(__name__)
@@ -123,13 +126,27 @@ def scan_object_source(
     logical_date: date,
     full_rescan: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    rotate_key: bool = False,
 ) -> ScanStats:
+    """Scan the source's objects under its guard, so no request runs while its index changes.
+    Each object's index entries are replaced in one transaction: the index stays complete."""
+    with source_guard(tag_engine, [source.name], holder=f"scan of {source.name}"):
+        return _scan_objects(source, policy, store=store, tag_engine=tag_engine, hasher=hasher, run_id=run_id,
+                             logical_date=logical_date, full_rescan=full_rescan, progress=progress, rotate_key=rotate_key)
+
+
+def _scan_objects(source: Source, policy: Policy, *, store: ObjectStore, tag_engine: Engine, hasher: SubjectHasher,
+                  run_id: str, logical_date: date, full_rescan: bool, progress: Callable[[int, int], None] | None,
+                  rotate_key: bool) -> ScanStats:
     assert source.storage is not None
+    key_reason = key_state(tag_engine, source, hasher, rotate_key)
     started = time.monotonic()
     stats = ScanStats(source=source.name)
     # ETags are the change signal; the watermark only records a completed scan and its fingerprint.
-    _, print_ = choose_mode(tag_engine, source, policy, stats, requested=full_rescan, change_signal=True,
-                            first=lambda mark: False)
+    _, print_ = choose_mode(tag_engine, source, policy, stats, requested=full_rescan or key_reason is not None,
+                            change_signal=True, first=lambda mark: False)
+    if key_reason:
+        stats.full_reason = key_reason
     with tag_engine.connect() as conn:
         known = {r.object_ref: r for r in conn.execute(select(object_state).where(object_state.c.source == source.name))}
 
@@ -153,6 +170,7 @@ def scan_object_source(
     with tag_engine.begin() as conn:  # objects deleted from the bucket since the last scan
         for ref in set(known) - set(listing):
             stats.deleted += forget_object(conn, source, ref)
+        record_key_identity(conn, source_scope(source.name), hasher, run_id)
     stats.schema_findings = list(findings.values())
     _record_findings(tag_engine, source, stats.schema_findings, run_id)
     if any(f["finding"] == "missing_column" for f in stats.schema_findings):

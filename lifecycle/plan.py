@@ -22,6 +22,8 @@ class SourcePlan:
     records_to_restrict: int = 0
     fields_to_anonymise: int = 0
     violations_to_restrict: int = 0
+    # Records whose free text mentions an erased person (suppression list): redacted span by span.
+    mentions_to_redact: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
     destroy_share: float = 0.0
     needs_confirmation: bool = False
@@ -61,9 +63,11 @@ def build_plan(engine: Engine, sources: list[Source], run_id: str, logical_date:
         for source in sources:
             if source.name in blocked:
                 continue  # a catalogued column is gone: act on nothing until a person looks
-            params = {"run_id": run_id, "source": source.name, "logical_date": logical_date, "no": False}
+            params = {"run_id": run_id, "source": source.name, "logical_date": logical_date, "no": False, "yes": True}
+            # Mentions of erased people come last: whatever else is planned for a record or a
+            # category (erased, anonymised whole, restricted) takes precedence over redaction.
             for name in ("plan_restrict_violations", "plan_suppressed_subjects", "plan_expired_records",
-                         "plan_expired_fields"):
+                         "plan_expired_fields", "plan_suppressed_mentions"):
                 conn.execute(statement(engine, name), params)
                 if name == "plan_suppressed_subjects" and source.activity in marketing_activities:
                     conn.execute(statement(engine, "plan_objected_subjects"), params)
@@ -93,6 +97,8 @@ def summarise_plan(engine: Engine, source: Source, run_id: str) -> SourcePlan:
         if r["scope"] == "fields":
             if r["action"] == "restrict":
                 plan.violations_to_restrict += int(r["items"])
+            elif r["action"] == "redact":
+                plan.mentions_to_redact += int(r["items"])
             else:
                 plan.fields_to_anonymise += int(r["items"])
     with engine.connect() as conn:

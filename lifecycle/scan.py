@@ -29,19 +29,19 @@ from lifecycle.catalog import BasisFromColumn, Source
 from lifecycle.errors import CatalogError
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.policy import Policy
+from lifecycle.redaction import FREE_TEXT_KINDS
 from lifecycle.retention import compute_deadline
-from lifecycle.tables import key_stage, record_tag, schema_finding, subject_ref, watermark
+from lifecycle.errors import KeyMismatchError
+from lifecycle.faults import pausepoint
+from lifecycle.keys import has_index, key_id, record_key_identity, recorded_keys, source_scope
+from lifecycle.locks import source_guard
+from lifecycle.tables import key_stage, record_tag, schema_finding, subject_ref, subject_ref_build, watermark
 
 log = logging.getLogger(__name__)
 
 KEPT_STATUSES = ("anonymised", "restricted", "held")
 CHUNK_ROWS = 5000
 KEY_BATCH = 500
-# Detector kinds to subject-index kinds; URLs identify a site, not a person.
-FREE_TEXT_KINDS = {
-    "email": "email", "phone": "phone", "personnummer": "personnummer", "samordningsnummer": "personnummer",
-    "org_number": "org_number", "ipv4": "ip", "ipv6": "ip",
-}
 
 
 @dataclass
@@ -306,25 +306,36 @@ def _write_tags(conn, engine: Engine, tags: list[dict[str, Any]], first: bool = 
         conn.execute(_tag_upsert(sqlite.insert(record_tag)), tags)
 
 
-def _write_refs(conn, engine: Engine, refs: list[dict[str, Any]], fresh: bool) -> None:  # type: ignore[no-untyped-def]
-    """``fresh``: the source's references were cleared for a full scan, so after removing
+def _write_refs(conn, engine: Engine, refs: list[dict[str, Any]], fresh: bool,  # type: ignore[no-untyped-def]
+                target: Table = subject_ref) -> None:
+    """``fresh``: ``target`` holds none of these records' references yet, so after removing
     duplicates within the chunk they can be copied straight in."""
     if not refs:
         return
     if engine.dialect.name == "postgresql" and fresh:
-        names = list(subject_ref.c.keys())
+        names = list(target.c.keys())
         unique = {tuple(r[n] for n in names) for r in refs}
         with conn.connection.driver_connection.cursor().copy(
-                f"COPY {subject_ref.name} ({', '.join(names)}) FROM STDIN") as copy:
+                f"COPY {target.name} ({', '.join(names)}) FROM STDIN") as copy:
             for row in unique:
                 copy.write_row(row)
     elif engine.dialect.name == "postgresql":
-        stage = _stage(conn, subject_ref, refs)
-        names = list(subject_ref.c.keys())
-        conn.execute(postgresql.insert(subject_ref).from_select(names, select(*[stage.c[n] for n in names]))
+        stage = _stage(conn, target, refs)
+        names = list(target.c.keys())
+        conn.execute(postgresql.insert(target).from_select(names, select(*[stage.c[n] for n in names]))
                      .on_conflict_do_nothing())
     else:
-        conn.execute(sqlite.insert(subject_ref).on_conflict_do_nothing(), refs)
+        conn.execute(sqlite.insert(target).on_conflict_do_nothing(), refs)
+
+
+def _swap_in_index(conn, source: Source) -> None:  # type: ignore[no-untyped-def]
+    """Replace the source's live index entries with the ones a full rescan built beside them,
+    in the caller's transaction: readers see the old complete index or the new one."""
+    names = list(subject_ref.c.keys())
+    built = subject_ref_build.c.source == source.name
+    conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name))
+    conn.execute(insert(subject_ref).from_select(names, select(*[subject_ref_build.c[n] for n in names]).where(built)))
+    conn.execute(delete(subject_ref_build).where(built))
 
 
 def _refresh_refs(conn, engine: Engine, source: Source, keys: list[str], refs: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
@@ -426,8 +437,36 @@ def scan_source(
     full_rescan: bool = False,
     progress: Callable[[int, int], None] | None = None,
     catalog_file: str = "catalog",
+    rotate_key: bool = False,
 ) -> ScanStats:
-    """Scan one source into the tag store, incrementally where it can."""
+    """Scan one source into the tag store, incrementally where it can; under the source's
+    guard, so no request runs while its index changes."""
+    with source_guard(tag_engine, [source.name], holder=f"scan of {source.name}"):
+        return _scan_source(source, policy, source_engine=source_engine, tag_engine=tag_engine, hasher=hasher,
+                            run_id=run_id, logical_date=logical_date, full_rescan=full_rescan, progress=progress,
+                            catalog_file=catalog_file, rotate_key=rotate_key)
+
+
+def key_state(tag_engine: Engine, source: Source, hasher: SubjectHasher, rotate_key: bool) -> str | None:
+    """Why the index must be rebuilt in full for the key's sake (or None); stops on another
+    secret unless this is a deliberate rotation."""
+    recorded = recorded_keys(tag_engine).get(source_scope(source.name))
+    if recorded == key_id(hasher):
+        return None
+    if recorded is None:
+        return "index key not recorded" if has_index(tag_engine, source.name) else None
+    if not rotate_key:
+        raise KeyMismatchError(
+            f"source {source.name}: the keyed-hash secret is not the one that built its subject index "
+            f"(key identity {key_id(hasher)} here, {recorded} recorded): nothing was read. Use the secret the "
+            "index was built with, or rotate deliberately (nightly run with rotate_key)")
+    return "keyed-hash secret rotated"
+
+
+def _scan_source(source: Source, policy: Policy, *, source_engine: Engine, tag_engine: Engine, hasher: SubjectHasher,
+                 run_id: str, logical_date: date, full_rescan: bool, progress: Callable[[int, int], None] | None,
+                 catalog_file: str, rotate_key: bool) -> ScanStats:
+    key_reason = key_state(tag_engine, source, hasher, rotate_key)
     started = time.monotonic()
     stats = ScanStats(source=source.name)
     if not inspect(source_engine).has_table(source.table):
@@ -444,17 +483,23 @@ def scan_source(
     _check_anonymisable(source, columns, catalog_file)
 
     tracking = source.change_tracking.tracking_column if source.change_tracking else None
-    mark, print_ = choose_mode(tag_engine, source, policy, stats, requested=full_rescan, change_signal=tracking is not None,
-                               first=lambda mark: mark["value"] is None)
+    mark, print_ = choose_mode(tag_engine, source, policy, stats, requested=full_rescan or key_reason is not None,
+                               change_signal=tracking is not None, first=lambda mark: mark["value"] is None)
+    if key_reason:
+        stats.full_reason = key_reason
     since = None
-    if stats.mode == "incremental":
-        since = _watermark_value(mark["value"], _python_type(columns, tracking))
-    else:
-        with tag_engine.begin() as conn:
-            conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name))
-
     with tag_engine.connect() as conn:
         first = conn.execute(select(record_tag.c.record_key).where(record_tag.c.source == source.name).limit(1)).first() is None
+        indexed = conn.execute(select(subject_ref.c.record_key).where(subject_ref.c.source == source.name).limit(1)).first() is not None
+    # A full rescan of an indexed source builds its new index beside the live one (swapped in
+    # at the end); the first scan has nothing to hide and writes the index directly.
+    build = stats.mode == "full" and indexed
+    ref_target = subject_ref_build if build else subject_ref
+    if stats.mode == "incremental":
+        since = _watermark_value(mark["value"], _python_type(columns, tracking))
+    elif build:
+        with tag_engine.begin() as conn:  # what a crashed rescan left half built
+            conn.execute(delete(subject_ref_build).where(subject_ref_build.c.source == source.name))
     tagger = Tagger(source, policy, hasher, run_id, logical_date.year)
     query = _select(source, source_engine, since)
     total = _count(source_engine, query) if progress else 0
@@ -466,7 +511,7 @@ def scan_source(
             if stats.mode == "incremental":
                 _refresh_refs(conn, tag_engine, source, forget, refs)
             else:
-                _write_refs(conn, tag_engine, refs, fresh=True)
+                _write_refs(conn, tag_engine, refs, fresh=True, target=ref_target)
 
     # PostgreSQL: chunk n is written by a second thread while chunk n+1 is tagged (the driver
     # releases the GIL while the server works). SQLite writes in line.
@@ -484,6 +529,7 @@ def scan_source(
             forget = [str(r[source.primary_key]) for r in rows] if stats.mode == "incremental" else []
             writer.submit(forget, tags, refs)
             _count_into(stats, len(rows), tags, refs, source)
+            pausepoint("scan:chunk-written")
             if progress:
                 progress(stats.records, total)
     except BaseException:
@@ -496,6 +542,9 @@ def scan_source(
         with tag_engine.begin() as conn:  # records deleted from the source since the last scan
             stats.deleted = conn.execute(select(func.count(func.distinct(record_tag.c.record_key))).where(stale)).scalar_one()
             conn.execute(delete(record_tag).where(stale))
+            if build:
+                _swap_in_index(conn, source)
+            record_key_identity(conn, source_scope(source.name), hasher, run_id)
         _analyze(tag_engine)
     else:
         stats.deleted = _reconcile_deletions(source, source_engine, tag_engine)

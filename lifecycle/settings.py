@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lifecycle.errors import SecretMissingError
+from lifecycle.errors import SecretMissingError, WeakSecretError
 from lifecycle.identifiers import SubjectHasher
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +41,46 @@ class Settings:
         )
 
 
+# What a keyed-hash secret must be: a guessable one would let anybody recompute the hashes of
+# known identifiers. secrets.token_urlsafe(32) (what scripts/env.sh generates) always passes.
+SECRET_MIN_LENGTH = 32
+SECRET_MIN_DISTINCT = 12
+SECRET_MIN_CLASSES = 2  # of: lower-case letters, upper-case letters, digits, anything else
+SECRET_MAX_SHARE_OF_ONE_CHARACTER = 0.25
+_GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def secret_weakness(secret: str) -> tuple[str, str] | None:
+    """The first rule ``secret`` breaks, as (rule, explanation), or None when it is strong enough.
+    The explanation never contains the secret or any of its characters."""
+    if len(secret) < SECRET_MIN_LENGTH:
+        return "min_length", f"shorter than {SECRET_MIN_LENGTH} characters"
+    counts: dict[str, int] = {}
+    for ch in secret:
+        counts[ch] = counts.get(ch, 0) + 1
+    if len(counts) < SECRET_MIN_DISTINCT:
+        return "min_distinct", f"fewer than {SECRET_MIN_DISTINCT} distinct characters"
+    classes = {"lower" if ch.islower() else "upper" if ch.isupper() else "digit" if ch.isdigit() else "other"
+               for ch in counts}
+    if len(classes) < SECRET_MIN_CLASSES:
+        return "min_classes", (f"fewer than {SECRET_MIN_CLASSES} kinds of character "
+                               "(lower-case, upper-case, digits, others)")
+    if max(counts.values()) > SECRET_MAX_SHARE_OF_ONE_CHARACTER * len(secret):
+        return "repeated_character", "one character makes up more than a quarter of it"
+    return None
+
+
 def hasher_from_secret(secret: str | None) -> SubjectHasher:
+    """The keyed hasher, refusing a missing or weak secret (the error names the rule, never the secret)."""
+    where = f"the Airflow Variable 'lifecycle_hash_secret' or the environment variable {HASH_SECRET_ENV}"
+    rules = (f"at least {SECRET_MIN_LENGTH} characters, {SECRET_MIN_DISTINCT} of them distinct, "
+             f"{SECRET_MIN_CLASSES} kinds (lower-case, upper-case, digits, others), no character in more "
+             f"than a quarter of it; generate one with {_GENERATE} and keep it out of the repository")
     if not secret:
-        raise SecretMissingError(
-            f"no keyed-hash secret: set the Airflow Variable 'lifecycle_hash_secret' or the environment "
-            f"variable {HASH_SECRET_ENV} (at least 16 characters; keep it out of the repository)"
-        )
+        raise SecretMissingError(f"no keyed-hash secret: set {where} ({rules})")
+    weakness = secret_weakness(secret)
+    if weakness is not None:
+        rule, problem = weakness
+        raise WeakSecretError(f"the keyed-hash secret in {where} is too weak: {problem} ({rules})",
+                              rule=rule)
     return SubjectHasher(secret.encode())

@@ -182,3 +182,56 @@ object_state = Table(
     Column("problem", String(300)),
     Column("run_id", String(250), nullable=False),
 )
+
+# Which secret built what: a keyed hash of a constant (never the secret) per scope, where a
+# scope is 'source:<name>' (its subject index) or 'installation' (suppression list, requests).
+# A run or request under another secret stops before reading anything.
+index_key = Table(
+    "lc_index_key",
+    metadata,
+    Column("scope", String(120), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", String(250)),
+)
+
+# A full rescan builds a source's new index entries here, beside the live ones, and swaps them
+# in with one transaction: a complete index is visible at every moment (and after a crash).
+subject_ref_build = Table(
+    "lc_subject_ref_build",
+    metadata,
+    *(c.copy() for c in subject_ref.c),
+)
+Index("ix_lc_subject_ref_build_source", subject_ref_build.c.source)
+
+# A request's own journal: every action planned (stored before anything is changed), grouped
+# in steps that are started and done, so a crashed request resumes its own plan and its
+# certificate counts what every attempt did.
+request_action = Table(
+    "lc_request_action",
+    metadata,
+    Column("reference", String(100), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("step", Integer, nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("record_key", String(200), nullable=False),
+    Column("action", String(20), nullable=False),  # erase | hold | anonymise | redact | forward
+    Column("fields", Text, nullable=False),  # JSON list
+    Column("categories", Text, nullable=False),  # JSON list
+    Column("lapses_on", Date),
+    Column("controller", String(100), nullable=False),
+)
+
+request_step = Table(
+    "lc_request_step",
+    metadata,
+    Column("reference", String(100), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("kind", String(40), nullable=False),  # the action of its records, or suppress:<reason>
+    Column("source", String(100), nullable=False),
+    Column("state", String(10), nullable=False),  # planned | started | done
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("result", Text),  # JSON: what the step did (object rewrites, versions removed)
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)

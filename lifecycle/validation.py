@@ -5,12 +5,14 @@ pipeline still processes or keeps (status active, violation or held; anonymised 
 ones are out of scope), with its parameters (the purposes the policy allows, the run's logical
 date) filled at run time, and ``schema_drift.json`` over the schema findings of the scans.
 Results carry counts only, never the unexpected values (they could be keys of personal data).
+A run limited to some sources validates only their tags and schema findings, and says so.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -39,6 +41,8 @@ PROCESSED_RECORDS_QUERY = (
     "FROM lc_record_tag WHERE status IN ('active', 'violation', 'held')"
 )
 SCHEMA_FINDINGS_QUERY = "SELECT source, column_name, finding FROM lc_schema_finding"
+# Source names are catalog identifiers; only such a name is ever written into a query.
+_SOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -78,12 +82,15 @@ class ValidationResult:
     success: bool
     evaluated_records: int
     outcomes: tuple[ExpectationOutcome, ...]
+    sources: tuple[str, ...] | None = None  # the sources validated; None: the whole tag store
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
             "success": self.success,
             "evaluated_records": self.evaluated_records,
+            "sources": list(self.sources) if self.sources is not None else None,
+            "scope": f"sources: {', '.join(self.sources)}" if self.sources is not None else "all sources",
             "outcomes": [asdict(o) for o in self.outcomes],
         }
 
@@ -95,17 +102,23 @@ def validate_tag_store(
     logical_date: date,
     allowed_purposes: Sequence[str],
     suite_dir: Path,
+    sources: Sequence[str] | None = None,
 ) -> ValidationResult:
     """Run every suite of ``SUITES`` against the tag store behind ``engine``.
+
+    ``sources`` limits every suite to the tags and schema findings of those sources (a run
+    limited to them must not fail on another source's untouched problems); None or empty: all.
 
     GX builds an engine of its own from ``engine.url``: on PostgreSQL the search_path must be
     in the URL (``lifecycle.db.make_engine`` puts it there), not only in ``connect_args``.
     """
+    scope = tuple(dict.fromkeys(sources)) if sources else None
+    suites = [_Suite(s.file, s.asset, _limited(s.query, scope)) for s in SUITES]
     context = _quiet_context()
     datasource = _add_datasource(context, engine)
     parameters = {"logical_date": logical_date, "allowed_purposes": list(allowed_purposes)}
     try:
-        runs = [_run_suite(context, datasource, s, suite_dir, parameters) for s in SUITES]
+        runs = [_run_suite(context, datasource, s, suite_dir, parameters) for s in suites]
     finally:
         # GX keeps two engines (one tested the connection, one ran the suites), each with a pool.
         datasource.get_engine().dispose()
@@ -117,7 +130,20 @@ def validate_tag_store(
         success=all(bool(run.success) for run in runs),
         evaluated_records=max((o.element_count for o in tag_outcomes), default=0),
         outcomes=outcomes,
+        sources=scope,
     )
+
+
+def _limited(query: str, sources: tuple[str, ...] | None) -> str:
+    """``query`` limited to rows of ``sources`` (a GX query asset takes no bound parameters, so the
+    names go in as literals: only catalog identifiers, checked here, never anything else)."""
+    if sources is None:
+        return query
+    bad = [s for s in sources if not isinstance(s, str) or not _SOURCE_NAME.fullmatch(s)]
+    if bad:
+        raise ValueError(f"{len(bad)} source name(s) are not catalog identifiers (letters, digits and _, at most 63)")
+    names = ", ".join(f"'{s}'" for s in sources)
+    return f"SELECT * FROM ({query}) AS scoped WHERE source IN ({names})"
 
 
 def _quiet_context() -> AbstractDataContext:

@@ -42,10 +42,12 @@ def progress_logger(label: str, every_share: float = 0.1) -> Callable[[int, int]
 
 
 def selected_sources(params: dict[str, Any]) -> list[str]:
-    """Validate policy and catalog (clear errors, nothing written) and pick the sources to run."""
+    """Validate the keyed-hash secret, policy and catalog (clear errors, nothing written) and pick
+    the sources to run: an unknown name in ``sources`` fails here, naming it."""
+    runtime.hasher()  # a missing or weak secret fails the first task, not a scan halfway
     _, catalog = runtime.load_config(runtime.settings())
     wanted = params.get("sources") or list(catalog.sources)
-    return [catalog.source(name).name for name in wanted]
+    return list(dict.fromkeys(catalog.source(name).name for name in wanted))  # each once, in the order given
 
 
 def scan(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +82,10 @@ def validate(stage: str, context: dict[str, Any]) -> dict[str, Any] | None:
     from lifecycle.validation import validate_tag_store  # Great Expectations: heavy, not at DAG parse time
 
     s = runtime.settings()
-    policy, _ = runtime.load_config(s)
+    policy, catalog = runtime.load_config(s)
+    # A run limited to some sources validates those sources only: another source's untouched
+    # problems are that source's run's business. Names were checked by the first task.
+    sources = [catalog.source(name).name for name in context["params"].get("sources") or []] or None
     started = time.monotonic()
     result = validate_tag_store(
         runtime.tag_store_engine(),
@@ -88,9 +93,11 @@ def validate(stage: str, context: dict[str, Any]) -> dict[str, Any] | None:
         logical_date=runtime.logical_date(context),
         allowed_purposes=policy.allowed_purposes(),
         suite_dir=s.suite_dir,
+        sources=sources,
     )
     out = result.to_dict()
     out["seconds"] = round(time.monotonic() - started, 3)
+    log.info("validation %s over %s", stage, "sources " + ", ".join(sources) if sources else "every source")
     for o in out["outcomes"]:
         log.info("validation %s: %s: %s (%d of %d unexpected)", stage, o["description"],
                  "met" if o["success"] else "NOT met", o["unexpected_count"], o["element_count"])
@@ -129,10 +136,13 @@ def enforce(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
         dry_run=bool(params.get("dry_run")),
         confirmed=bool(params.get("confirm_large_plan")),
         progress=progress_logger(f"enforce {source.name}"),
+        hasher=runtime.hasher(),
+        year=runtime.logical_date(context).year,
     )
-    log.info("enforced %s%s: erased %d, anonymised %d records + %d fields, restricted %d; %d batches (%d already done)",
+    log.info("enforced %s%s: erased %d, anonymised %d records + %d fields, restricted %d, "
+             "mentions of erased people redacted in %d; %d batches (%d already done)",
              source.name, " (dry run)" if stats.dry_run else "", stats.records_erased, stats.records_anonymised,
-             stats.fields_anonymised, stats.records_restricted + stats.violations_restricted,
+             stats.fields_anonymised, stats.records_restricted + stats.violations_restricted, stats.mentions_redacted,
              stats.batches, stats.batches_skipped)
     if stats.objects:
         log.info("objects of %s: %d rewritten, %d deleted, %d versions and %d delete markers removed, %d retries",

@@ -51,12 +51,13 @@ class Standalone:
     tag_url: str
     tag_schema: str
     log_path: Path
+    metadata_url: str = ""
 
     def token(self) -> str:
         body = json.dumps({"username": "admin", "password": PASSWORD}).encode()
         request = urllib.request.Request(f"{self.base_url}/auth/token", data=body,
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as r:
+        with urllib.request.urlopen(request, timeout=30) as r:
             return str(json.load(r)["access_token"])
 
     def api(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
@@ -144,7 +145,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
     with open(log_path, "wb") as log:
         process = subprocess.Popen([airflow, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                    cwd=home, start_new_session=True)
-    server = Standalone(base_url, home, PG_URL, schema, log_path)
+    server = Standalone(base_url, home, PG_URL, schema, log_path, metadata_url)
     try:
         _wait(lambda: process.poll() is not None or _healthy(base_url), 240, "airflow standalone did not answer", server)
         if process.poll() is not None:
@@ -261,3 +262,123 @@ def test_nightly_runs_under_standalone_on_postgresql_and_the_page_shows_the_tag_
     assert (shots / "compliance-page-in-airflow-ui.png").stat().st_size > 10_000
     print(f"screenshot: {shots / 'compliance-page-in-airflow-ui.png'}")
     assert "@" not in page.replace("@media", "")  # no e-mail address on the page
+
+
+def _written_forms(params: dict[str, Any], year: int) -> set[str]:
+    """Every way the identifiers of a request could have been written down: as typed,
+    lower-cased, normalised, and JSON-escaped (non-ASCII)."""
+    from lifecycle.identifiers import normalise_personnummer, normalise_phone
+
+    forms: set[str] = set()
+    for param in ("email", "phone", "personnummer", "name", "company", "new_value"):
+        value = params.get(param)
+        if not value:
+            continue
+        found = {value, value.lower()}
+        if param == "phone" and (e164 := normalise_phone(value)):
+            found |= {e164, "0" + e164[3:]}
+        if param == "personnummer" and (n := normalise_personnummer(value, year)):
+            found |= {n, n[2:], f"{n[2:8]}-{n[8:]}"}
+        forms |= found | {json.dumps(f)[1:-1] for f in found}
+    return forms
+
+
+def _tables_holding(dump: str, forms: set[str]) -> dict[str, list[str]]:
+    """Tables of a `pg_dump --data-only --inserts` whose rows hold any of the forms."""
+    hits: dict[str, list[str]] = defaultdict(list)
+    table = "?"
+    for line in dump.splitlines():
+        if line.startswith("INSERT INTO "):
+            table = line.split()[2].split("(")[0]
+        for form in forms:
+            if form in line:
+                hits[table].append(form)
+    return dict(hits)
+
+
+def test_a_subject_request_leaves_no_identifiers_in_airflows_records(standalone: Standalone) -> None:
+    """Two requests through the REST API -- one that succeeds (erasure dry run), one that fails
+    validation (a personnummer with a wrong check digit) -- and, once each has ended, not one of
+    the person's identifiers is left anywhere in Airflow's metadata database (a full pg_dump) or
+    its task logs: the run's conf holds keyed references, the audit log's trigger entries too."""
+    from lifecycle.identifiers import SubjectHasher, luhn_check_digit
+    from lifecycle_airflow.scrub import IDENTIFIER_PARAMS, scrub_conf
+
+    def parsed() -> bool:
+        try:
+            return server.api("GET", "/dags/lifecycle_subject_request")["dag_id"] == "lifecycle_subject_request"
+        except (urllib.error.URLError, OSError):  # not parsed yet (404), or the server is busy
+            return False
+
+    def personnummer(probe: int) -> str:
+        body = f"{probe % 30 + 50:02d}{probe % 12 + 1:02d}{probe % 28 + 1:02d}{probe % 1000:03d}"
+        return f"19{body[:6]}-{body[6:]}{luhn_check_digit(body)}"
+
+    server = standalone
+    _wait(parsed, 120, "the dag processor did not parse lifecycle_subject_request", server)
+    hasher = SubjectHasher(os.environ["LIFECYCLE_HASH_SECRET"].encode())
+    requests: dict[str, dict[str, Any]] = {}
+    for outcome in ("success", "failed"):
+        tag, probe = uuid.uuid4().hex[:10], int(uuid.uuid4().int % 10**7)
+        valid = personnummer(probe)
+        params = {
+            "request_type": "erasure", "reference": f"DSR-SCRUB-{tag}", "dry_run": True,
+            "email": f"Scrub.Probe.{tag}@Exempel.se",
+            "phone": f"070-{probe % 1000:03d} {probe // 1000 % 100:02d} {probe // 100000 % 100:02d}",
+            # Invalid input fails the first task: a check digit off by one.
+            "personnummer": valid if outcome == "success" else valid[:-1] + str((int(valid[-1]) + 1) % 10),
+            "name": f"Åsa Sondberg-{tag}", "company": f"Sondbolaget {tag} AB",
+        }
+        when = pendulum.now("UTC")
+        run = server.api("POST", "/dags/lifecycle_subject_request/dagRuns",
+                         {"logical_date": when.to_iso8601_string(), "conf": params})
+        requests[run["dag_run_id"]] = {"params": params, "expected": outcome,
+                                       "year": when.in_timezone("Europe/Stockholm").year}
+    # Polled in the metadata database: the API server is slow on a loaded machine.
+    metadata = create_engine(server.metadata_url)
+    try:
+        def runs() -> dict[str, tuple[str, dict[str, Any]]]:
+            with metadata.connect() as conn:
+                rows = conn.execute(text("SELECT run_id, state, conf FROM dag_run WHERE run_id = ANY(:ids)"),
+                                    {"ids": list(requests)}).all()
+            return {r: (str(s), dict(c or {})) for r, s, c in rows}
+
+        _wait(lambda: len(runs()) == 2 and all(s in ("success", "failed") for s, _ in runs().values()), 300,
+              "the subject-request runs did not end", server)
+        states = {r: s for r, (s, _) in runs().items()}
+        assert all(states[r] == q["expected"] for r, q in requests.items()), (states, requests)
+        # The listener runs in the scheduler as the run ends, in the same transaction: allow a moment.
+        _wait(lambda: all(str(c.get("email", "")).startswith("keyed:") for _, c in runs().values()), 60,
+              "the run's conf still holds raw identifiers after the run ended", server)
+        stored = {r: c for r, (_, c) in runs().items()}
+        with metadata.connect() as conn:
+            triggers = [e for (e,) in conn.execute(text(
+                "SELECT extra FROM log WHERE event = 'trigger_dag_run' AND dag_id = 'lifecycle_subject_request'"))]
+    finally:
+        metadata.dispose()
+    forms: set[str] = set()
+    for run_id, request in requests.items():
+        params = request["params"]
+        forms |= _written_forms(params, request["year"])
+        expected = scrub_conf(params, hasher, request["year"])
+        assert expected is not None and all(str(expected[p]).startswith("keyed:") for p in IDENTIFIER_PARAMS if params.get(p))
+        # The same keyed references the ledger and certificates use; everything else kept.
+        assert {k: v for k, v in stored[run_id].items() if k in params} == expected, run_id
+        assert stored[run_id]["reference"] == params["reference"] and stored[run_id]["dry_run"] is True
+        # The trigger's audit-log entry held the form's values: now the keyed references.
+        mine = [json.loads(e) for e in triggers if params["reference"] in e]
+        assert len(mine) == 1 and mine[0]["conf"]["email"] == expected["email"], mine
+
+    dump = subprocess.run(["pg_dump", "--data-only", "--inserts", "--no-owner",
+                           "--dbname", server.metadata_url.replace("postgresql+psycopg://", "postgresql://")],
+                          capture_output=True, text=True, timeout=120)
+    assert dump.returncode == 0, dump.stderr
+    assert "lifecycle_subject_request" in dump.stdout and "keyed:" in dump.stdout
+    assert _tables_holding(dump.stdout, forms) == {}
+
+    # Airflow's own task logs and the standalone processes' output: the tasks never log them.
+    logs = [p for p in (server.home / "airflow" / "logs").rglob("*") if p.is_file()] + [server.log_path]
+    task_logs = [p for p in logs if "lifecycle_subject_request" in str(p)]
+    assert len(task_logs) >= 3, task_logs  # validate twice, fulfil once
+    leaks = {str(p): sorted(f for f in forms if f in p.read_text(errors="replace")) for p in logs}
+    assert {p: f for p, f in leaks.items() if f} == {}

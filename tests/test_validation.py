@@ -37,7 +37,7 @@ Outcomes = dict[str, ExpectationOutcome]
 
 def _validate(tag_db, rows: list[dict[str, Any]],  # type: ignore[no-untyped-def]
               findings: list[dict[str, Any]] | None = None,
-              suite_dir: Path = SUITES) -> tuple[ValidationResult, Outcomes]:
+              suite_dir: Path = SUITES, sources: list[str] | None = None) -> tuple[ValidationResult, Outcomes]:
     engine = tag_db.tag_store()
     with engine.begin() as conn:
         if rows:
@@ -46,7 +46,7 @@ def _validate(tag_db, rows: list[dict[str, Any]],  # type: ignore[no-untyped-def
             conn.execute(schema_finding.insert(), findings)
     try:
         result = validate_tag_store(engine, stage="before", logical_date=TODAY, allowed_purposes=ALLOWED,
-                                    suite_dir=suite_dir)
+                                    suite_dir=suite_dir, sources=sources)
     finally:
         engine.dispose()
     return result, {o.description: o for o in result.outcomes}
@@ -139,3 +139,53 @@ def test_an_unreadable_tag_store_is_an_error_not_a_failure(db) -> None:  # type:
             validate_tag_store(engine, stage="after", logical_date=TODAY, allowed_purposes=ALLOWED, suite_dir=SUITES)
     finally:
         engine.dispose()
+
+
+# -- a run limited to some sources validates those sources only --------------------------------
+
+OTHER = "customers"  # source B, with problems of its own that a run limited to A must not fail on
+
+
+def test_a_violation_in_another_source_does_not_fail_a_limited_run(tag_db) -> None:  # type: ignore[no-untyped-def]
+    rows = [{}, {"source": OTHER, "deadline": PAST}, {"source": OTHER, "status": "violation", "violation": "x"}]
+    finding = {"source": OTHER, "column_name": "notes", "finding": "untagged_column", "run_id": "r"}
+    result, outcomes = _validate(tag_db, rows, findings=[finding], sources=["newsletter_subscribers"])
+    assert result.success and result.evaluated_records == 1
+    assert all(o.success and o.unexpected_count == 0 for o in result.outcomes)
+    assert outcomes[DRIFT].element_count == 0
+    assert result.sources == ("newsletter_subscribers",)
+    assert result.to_dict()["sources"] == ["newsletter_subscribers"]
+    assert result.to_dict()["scope"] == "sources: newsletter_subscribers"
+
+
+def test_a_violation_in_an_included_source_fails(tag_db) -> None:  # type: ignore[no-untyped-def]
+    rows = [{}, {"source": OTHER, "deadline": PAST}]
+    finding = {"source": OTHER, "column_name": "notes", "finding": "untagged_column", "run_id": "r"}
+    result, outcomes = _validate(tag_db, rows, findings=[finding], sources=["newsletter_subscribers", OTHER])
+    assert not result.success and result.evaluated_records == 2
+    assert (outcomes[DEADLINE].success, outcomes[DEADLINE].unexpected_count) == (False, 1)
+    assert (outcomes[DRIFT].success, outcomes[DRIFT].unexpected_count) == (False, 1)
+    assert result.to_dict()["sources"] == ["newsletter_subscribers", OTHER]
+
+
+def test_limited_to_the_failing_source_alone(tag_db) -> None:  # type: ignore[no-untyped-def]
+    result, outcomes = _validate(tag_db, [{}, {"source": OTHER, "lawful_basis": None}], sources=[OTHER])
+    assert not result.success and result.evaluated_records == 1
+    assert not outcomes[BASIS].success and outcomes[DRIFT].success
+
+
+def test_unlimited_validation_covers_every_source(tag_db) -> None:  # type: ignore[no-untyped-def]
+    result, outcomes = _validate(tag_db, [{}, {"source": OTHER, "deadline": PAST}], sources=None)
+    assert not result.success and result.evaluated_records == 2 and not outcomes[DEADLINE].success
+    assert result.sources is None and result.to_dict()["scope"] == "all sources"
+
+
+@pytest.mark.parametrize("name", ["x'); DROP TABLE lc_record_tag; --", "a b", "", "1abc"])
+def test_only_catalog_identifiers_reach_the_query(tmp_path: Path, name: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 't.db'}")
+    with pytest.raises(ValueError, match="not catalog identifiers") as caught:
+        validate_tag_store(engine, stage="before", logical_date=TODAY, allowed_purposes=ALLOWED, suite_dir=SUITES,
+                           sources=["newsletter_subscribers", name])
+    assert not name or name not in str(caught.value)

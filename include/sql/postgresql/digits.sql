@@ -1,0 +1,1 @@
+regexp_replace({column}, '[^0-9]', '', 'g')

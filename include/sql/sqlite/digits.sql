@@ -1,0 +1,1 @@
+lc_digits({column})

@@ -1,0 +1,339 @@
+"""Airflow's own records of a data-subject request, with the person's identifiers replaced by
+keyed references once the run has ended.
+
+Airflow keeps what the trigger form sent: the run's configuration (``dag_run.conf``), the
+audit-log entry of the trigger (``log.extra``), and anything a task rendered or pushed. When a
+run of ``lifecycle_subject_request`` ends (success or failure) the listener in
+``plugins/lifecycle_scrub.py`` calls :func:`scrub_run`, which rewrites those records so that each
+identifier reads ``keyed:<hash>``, the same keyed hash (HMAC-SHA256 of the normalised value) the
+request ledger and certificates use. The raw value is never kept: without a keyed-hash secret it
+becomes ``removed``.
+
+The pure functions (:func:`scrub_conf`, :func:`hunted_forms`, :func:`scrub_text`,
+:func:`scrub_json`) take a conf and a hasher; :func:`scrub_run` is the thin database layer and
+runs inside the session that ends the run (the scheduler's, the API server's or dag.test's), so
+the rewrite is committed together with the run's final state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from datetime import datetime
+from typing import Any
+
+from lifecycle.identifiers import SubjectHasher, normalise_email, normalise_phone, normalise_personnummer, normalise_text
+
+log = logging.getLogger("lifecycle")
+
+DAG_ID = "lifecycle_subject_request"
+# The request form's params that identify a person (a domain rule: everything else on the form
+# -- request type, reference, field to correct, dry run -- says nothing about who it is).
+IDENTIFIER_PARAMS = ("email", "phone", "personnummer", "name", "company", "new_value")
+KEYED_PREFIX = "keyed:"
+REMOVED = "removed"  # what an identifier becomes when no keyed-hash secret is available
+_KEYED = re.compile(r"keyed:[0-9a-f]{32}")
+_MIN_FREE_TEXT = 3  # shorter forms are not hunted in free text: they would garble unrelated words
+TIMEZONE = "Europe/Stockholm"
+
+
+def is_scrubbed(value: Any) -> bool:
+    return isinstance(value, str) and (value == REMOVED or _KEYED.fullmatch(value) is not None)
+
+
+def _present(value: Any) -> bool:
+    """Whether a param holds something (None, blank strings and empty containers hold nothing)."""
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, (list, tuple, dict, set)):
+        return bool(value)
+    return True
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def _kind(param: str, conf: dict[str, Any]) -> str:
+    """The identifier kind a param is hashed as; the correct value of a rectification is hashed
+    as the field it corrects, so its reference equals the one the rectification records."""
+    if param == "new_value" and conf.get("rectify_field") in ("email", "phone"):
+        return str(conf["rectify_field"])
+    return param
+
+
+def keyed_reference(hasher: SubjectHasher | None, param: str, value: Any, year: int,
+                    conf: dict[str, Any] | None = None) -> str:
+    """``keyed:<hash>`` of one identifier; a value that does not normalise as its kind (a
+    malformed e-mail, say) is hashed as text. ``removed`` when there is no hasher."""
+    if hasher is None:
+        return REMOVED
+    text = _as_text(value)
+    ref = hasher.reference(_kind(param, conf or {}), text, year)
+    if ref is None:  # not an identifier of its kind: still never kept raw
+        ref = hasher.hash("text", normalise_text(text))
+    return KEYED_PREFIX + ref
+
+
+def scrub_conf(conf: dict[str, Any] | None, hasher: SubjectHasher | None, year: int) -> dict[str, Any] | None:
+    """A copy of a run's conf with every identifier param replaced by its keyed reference.
+
+    Other params are kept; None and blank values are kept (they hold nothing); values already
+    scrubbed are kept, so scrubbing twice changes nothing."""
+    if not isinstance(conf, dict):
+        return conf
+    out = dict(conf)
+    for param in IDENTIFIER_PARAMS:
+        value = conf.get(param)
+        if _present(value) and not is_scrubbed(value):
+            out[param] = keyed_reference(hasher, param, value, year, conf)
+    return out
+
+
+def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
+    before, after = before or {}, after or {}
+    return sum(1 for p in IDENTIFIER_PARAMS if before.get(p) != after.get(p))
+
+
+def _variants(param: str, text: str, conf: dict[str, Any], year: int) -> set[str]:
+    """The ways one identifier may have been written down: as typed, trimmed, lower-cased,
+    normalised (E.164 phone, 12-digit personnummer), and as JSON escapes it (non-ASCII)."""
+    forms = {text, text.strip(), text.strip().lower(), normalise_text(text)}
+    kind = _kind(param, conf)
+    if kind == "email" and (e := normalise_email(text)):
+        forms.add(e)
+    if kind == "phone" and (p := normalise_phone(text)):
+        forms |= {p, "0" + p[3:] if p.startswith("+46") else p}
+    if kind == "personnummer" and (n := normalise_personnummer(text, year)):
+        forms |= {n, f"{n[:8]}-{n[8:]}", n[2:], f"{n[2:8]}-{n[8:]}"}
+    forms |= {json.dumps(f)[1:-1] for f in list(forms)}
+    return {f for f in forms if len(f.strip()) >= _MIN_FREE_TEXT}
+
+
+def hunted_forms(conf: dict[str, Any] | None, hasher: SubjectHasher | None, year: int) -> dict[str, str]:
+    """Every written form of the conf's raw identifiers, mapped to the keyed reference that
+    replaces it wherever else it turns up (audit log, rendered fields, XCom, notes)."""
+    if not isinstance(conf, dict):
+        return {}
+    forms: dict[str, str] = {}
+    for param in IDENTIFIER_PARAMS:
+        value = conf.get(param)
+        if not _present(value) or is_scrubbed(value):
+            continue
+        ref = keyed_reference(hasher, param, value, year, conf)
+        for form in _variants(param, _as_text(value), conf, year):
+            forms.setdefault(form, ref)
+    return forms
+
+
+def _pattern(form: str) -> re.Pattern[str]:
+    # Not inside a longer word or number: "Ann" must not eat "channel", a phone not a longer number.
+    head = r"(?<![0-9A-Za-z])" if form[:1].isalnum() else ""
+    tail = r"(?![0-9A-Za-z])" if form[-1:].isalnum() else ""
+    return re.compile(head + re.escape(form) + tail, re.IGNORECASE)
+
+
+def scrub_text(text: str, forms: dict[str, str]) -> str:
+    """Free text with every hunted form replaced (longest first, case-insensitively)."""
+    for form in sorted(forms, key=len, reverse=True):
+        if form.lower() in text.lower():
+            text = _pattern(form).sub(forms[form], text)
+    return text
+
+
+def scrub_json(value: Any, forms: dict[str, str]) -> Any:
+    """A JSON-like value with every hunted form replaced in its strings (keys included)."""
+    if isinstance(value, str):
+        return scrub_text(value, forms)
+    if isinstance(value, dict):
+        return {scrub_json(k, forms) if isinstance(k, str) else k: scrub_json(v, forms) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_json(v, forms) for v in value]
+    return value
+
+
+def scrub_log_extra(extra: str, forms: dict[str, str], hasher: SubjectHasher | None, year: int) -> str:
+    """An audit-log ``extra`` (the JSON body of the trigger request, or free text)."""
+    try:
+        body = json.loads(extra)
+    except (TypeError, ValueError):
+        return scrub_text(extra, forms)
+    scrubbed = body
+    if isinstance(body, dict) and isinstance(body.get("conf"), dict):
+        scrubbed = {**body, "conf": scrub_conf(body["conf"], hasher, year)}
+    scrubbed = scrub_json(scrubbed, forms)
+    return extra if scrubbed == body else json.dumps(scrubbed)
+
+
+def reference_year(logical_date: datetime | None, run_after: datetime | None) -> int:
+    """The year a 10-digit personnummer is read against: the run's night in Stockholm, as the tasks do."""
+    import pendulum
+
+    when = logical_date or run_after
+    if when is None:
+        return pendulum.now(TIMEZONE).year
+    return pendulum.instance(when).in_timezone(TIMEZONE).year
+
+
+def scheduler_hasher() -> SubjectHasher | None:
+    """The keyed-hash secret where the run ends (scheduler, API server): the Airflow Variable
+    ``lifecycle_hash_secret`` through the secrets backends (metadata database included), else
+    the environment; the same order the tasks use. None when neither is set."""
+    from lifecycle.settings import HASH_SECRET_ENV
+    from lifecycle_airflow.runtime import HASH_SECRET_VARIABLE
+
+    secret = None
+    try:
+        from airflow.models.variable import Variable
+
+        secret = Variable.get(HASH_SECRET_VARIABLE, default_var=None)
+    except Exception:  # noqa: BLE001 - no backend reachable here: the environment decides
+        log.debug("Variable %s not readable here", HASH_SECRET_VARIABLE, exc_info=True)
+    secret = secret or os.environ.get(HASH_SECRET_ENV)
+    if not secret:
+        return None
+    try:
+        return SubjectHasher(str(secret).encode())
+    except ValueError:
+        return None
+
+
+def scrub_run(session: Any, dag_run: Any, hasher: SubjectHasher | None) -> dict[str, int]:
+    """Rewrite Airflow's records of one run of the request DAG in ``session`` (flushed, not
+    committed: the caller commits with the run's final state). Returns what was rewritten.
+
+    Each kind of record is rewritten on its own (in a savepoint on a server database), so a
+    failure in one -- logged -- neither loses the others nor aborts the transaction that ends
+    the run (the scheduler's)."""
+    conf = dict(dag_run.conf or {})
+    year = reference_year(dag_run.logical_date, dag_run.run_after)
+    scrubbed = scrub_conf(conf, hasher, year) or {}
+    forms = hunted_forms(conf, hasher, year)
+    counts = {"fields": 0, "log": 0, "rendered": 0, "xcom": 0, "notes": 0}
+
+    def conf_part() -> int:
+        if scrubbed != conf:
+            dag_run.conf = scrubbed
+        return changed_fields(conf, scrubbed)
+
+    parts = {"fields": conf_part}
+    if forms:  # the raw values are known only until the conf is scrubbed: a second call finds none
+        parts |= {"log": lambda: _scrub_log(session, dag_run, forms, hasher, year),
+                  "rendered": lambda: _scrub_rendered(session, dag_run, forms),
+                  "xcom": lambda: _scrub_xcom(session, dag_run, forms),
+                  "notes": lambda: _scrub_notes(session, dag_run, forms)}
+    sqlite = session.get_bind().dialect.name == "sqlite"  # its driver does not do savepoints reliably
+    for name, part in parts.items():
+        try:
+            if sqlite:
+                counts[name] = part()
+                session.flush()
+            else:
+                with session.begin_nested():
+                    counts[name] = part()
+        except Exception:  # noqa: BLE001 - never break the run's end; the failure is logged
+            log.exception("could not scrub %s of run %s", name, dag_run.run_id)
+    return counts
+
+
+def _scrub_log(session: Any, dag_run: Any, forms: dict[str, str], hasher: SubjectHasher | None, year: int) -> int:
+    """The audit log: the trigger's entry carries the conf; it has no run_id unless the client
+    chose the run id, so entries of this DAG are matched by value."""
+    from sqlalchemy import or_, select, update
+
+    from airflow.models.log import Log
+
+    n = 0
+    rows = session.execute(
+        select(Log.id, Log.extra).where(
+            Log.dag_id == dag_run.dag_id, or_(Log.run_id == dag_run.run_id, Log.run_id.is_(None)),
+            Log.extra.is_not(None), or_(*(Log.extra.icontains(f, autoescape=True) for f in forms)))).all()
+    for log_id, extra in rows:
+        new = scrub_log_extra(extra, forms, hasher, year)
+        if new != extra:
+            session.execute(update(Log).where(Log.id == log_id).values(extra=new))
+            n += 1
+    return n
+
+
+def _scrub_rendered(session: Any, dag_run: Any, forms: dict[str, str]) -> int:
+    from sqlalchemy import select
+
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+
+    n = 0
+    for row in session.scalars(select(RTIF).where(RTIF.dag_id == dag_run.dag_id, RTIF.run_id == dag_run.run_id)):
+        fields, pod = scrub_json(row.rendered_fields, forms), scrub_json(row.k8s_pod_yaml, forms)
+        if fields != row.rendered_fields or pod != row.k8s_pod_yaml:
+            row.rendered_fields, row.k8s_pod_yaml = fields, pod
+            n += 1
+    return n
+
+
+def _scrub_xcom(session: Any, dag_run: Any, forms: dict[str, str]) -> int:
+    from sqlalchemy import select
+
+    from airflow.models.xcom import XComModel
+
+    n = 0
+    for row in session.scalars(select(XComModel).where(XComModel.dag_id == dag_run.dag_id,
+                                                       XComModel.run_id == dag_run.run_id)):
+        value = scrub_json(row.value, forms)
+        if value != row.value:
+            row.value = value
+            n += 1
+    return n
+
+
+def _scrub_notes(session: Any, dag_run: Any, forms: dict[str, str]) -> int:
+    from sqlalchemy import select
+
+    from airflow.models.dagrun import DagRunNote
+    from airflow.models.taskinstance import TaskInstance, TaskInstanceNote
+
+    ti_ids = select(TaskInstance.id).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
+    n = 0
+    for note in (*session.scalars(select(DagRunNote).where(DagRunNote.dag_run_id == dag_run.id)),
+                 *session.scalars(select(TaskInstanceNote).where(TaskInstanceNote.ti_id.in_(ti_ids)))):
+        content = scrub_text(note.content or "", forms)
+        if content != (note.content or ""):
+            note.content = content[:1000]  # the column's size; the keyed references are longer than most values
+            n += 1
+    return n
+
+
+def on_run_ended(dag_run: Any) -> dict[str, int] | None:
+    """Listener body: scrub a finished run of the request DAG in the session that ended it."""
+    if getattr(dag_run, "dag_id", None) != DAG_ID:
+        return None
+    from sqlalchemy.orm import object_session
+
+    from airflow.utils.session import create_session
+
+    hasher = scheduler_hasher()
+    if hasher is None:
+        log.error("no keyed-hash secret where run %s ended (Variable lifecycle_hash_secret or LIFECYCLE_HASH_SECRET): "
+                  "identifiers are replaced by %r instead of keyed references", dag_run.run_id, REMOVED)
+    session = object_session(dag_run)
+    if session is None:
+        # A detached run (dag.test() hands one over): its row is rewritten in a session of our
+        # own, and the caller's copy gets the scrubbed conf too -- update_state() merges that
+        # copy back afterwards, which would otherwise restore the raw values.
+        from airflow.models.dagrun import DagRun
+
+        with create_session() as own:
+            stored = own.get(DagRun, dag_run.id)
+            if stored is None:
+                return None
+            counts = scrub_run(own, stored, hasher)
+            dag_run.conf = dict(stored.conf or {})
+    else:
+        counts = scrub_run(session, dag_run, hasher)
+    log.info("scrubbed %d identifier fields from Airflow's records of run %s (audit-log entries %d, rendered-field "
+             "rows %d, XComs %d, notes %d)", counts["fields"], dag_run.run_id, counts["log"], counts["rendered"],
+             counts["xcom"], counts["notes"])
+    return counts
