@@ -51,6 +51,11 @@ NIGHTLY_REPORT = Asset("lifecycle://reports/nightly")
             False, type="boolean", title="Full rescan",
             description="Scan every record, not only what changed since the last night.",
         ),
+        "rotate_key": Param(
+            False, type="boolean", title="Rotate the keyed-hash secret",
+            description="After changing lifecycle_hash_secret on purpose: rescan every source in full under the new "
+                        "secret and record its key identity. Without it, a run under another secret stops.",
+        ),
         "sources": Param(
             [], type="array", items={"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,99}$"},
             title="Sources", description="Only these catalog sources (empty: all).",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -123,7 +123,7 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
     previous = ledger.get("completed_at") if ledger.get("status") == "completed" else None
     certificate = {**outcome.to_dict(), "controller": ws.policy.controller.name, "request_type": request.request_type,
                    "received_on": str(ledger["received_on"]), "due_on": str(ledger["due_on"]),
-                   "completed_at": previous.isoformat(timespec="seconds") if previous else now_iso(),
+                   "completed_at": _utc(previous).isoformat(timespec="seconds") if previous else now_iso(),
                    "airflow_metadata": AIRFLOW_METADATA_NOTE}
     paths = write_certificate(certificate, report_dir / "certificates")
     crashpoint("request:certified")
@@ -139,6 +139,11 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
             f"{' (incomplete: ' + ', '.join(outcome.verification.get('incomplete', [])) + ')' if outcome.verification.get('incomplete') else ''}; "
             f"see {paths.html}", documents=paths)
     return result
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; the ledger writes UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _actions(request: SubjectRequest, ws: Workspace, hashes: list[str], *, retry: bool) -> list[RecordAction]:

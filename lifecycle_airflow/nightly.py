@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import text
 
 from lifecycle.enforce import enforce_source
-from lifecycle.errors import ValidationFailedError
+from lifecycle.keys import ensure_installation_key
+from lifecycle.errors import KeyMismatchError, ValidationFailedError
 from lifecycle.plan import build_plan, register_run, summarise_plan
 from lifecycle.report import build_report, summary_lines, write_report
 from lifecycle.register import check_register, load_mechanisms
@@ -47,6 +48,8 @@ def selected_sources(params: dict[str, Any]) -> list[str]:
     runtime.hasher()  # a missing or weak secret fails the first task, not a scan halfway
     _, catalog = runtime.load_config(runtime.settings())
     wanted = params.get("sources") or list(catalog.sources)
+    if params.get("rotate_key") and params.get("sources"):
+        raise KeyMismatchError("rotate_key re-indexes every source under the new secret: leave sources empty")
     return list(dict.fromkeys(catalog.source(name).name for name in wanted))  # each once, in the order given
 
 
@@ -55,6 +58,7 @@ def scan(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
     source = catalog.source(source_name)
     common = dict(tag_engine=runtime.tag_store_engine(), hasher=runtime.hasher(), run_id=context["run_id"],
                   logical_date=runtime.logical_date(context), full_rescan=bool(context["params"].get("full_rescan")),
+                  rotate_key=bool(context["params"].get("rotate_key")),
                   progress=progress_logger(f"scan {source.name}"))
     if source.is_object_source:
         stats = scan_object_source(source, policy, store=runtime.object_store(source.connection), **common)
@@ -109,6 +113,8 @@ def plan(sources: list[str], context: dict[str, Any]) -> dict[str, Any]:
     engine = runtime.tag_store_engine()
     started = time.monotonic()
     run_id, day = context["run_id"], runtime.logical_date(context)
+    # Every scan passed the key check; the suppression list must be under the same secret too.
+    ensure_installation_key(engine, runtime.hasher(), rotate=bool(context["params"].get("rotate_key")))
     existed = register_run(engine, run_id, day, bool(context["params"].get("dry_run")))
     marketing = tuple(n for n, a in policy.activities.items() if a.direct_marketing and a.role == "controller")
     build_plan(engine, [catalog.source(n) for n in sources], run_id, day, marketing)
