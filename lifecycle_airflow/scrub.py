@@ -179,130 +179,161 @@ def reference_year(logical_date: datetime | None, run_after: datetime | None) ->
     return pendulum.instance(when).in_timezone(TIMEZONE).year
 
 
-def scheduler_hasher() -> SubjectHasher | None:
-    """The keyed-hash secret where the run ends (scheduler, API server): the Airflow Variable
-    ``lifecycle_hash_secret`` through the secrets backends (metadata database included), else
-    the environment; the same order the tasks use. None when neither is set."""
+def scheduler_hasher(session: Any) -> SubjectHasher | None:
+    """The keyed-hash secret where the run ends (scheduler, API server, dag.test()): the Airflow
+    Variable ``lifecycle_hash_secret`` from the configured secrets backends, the metadata
+    database read through ``session``, else the environment -- the order the tasks use. None
+    when neither is set.
+
+    Not ``Variable.get()``: its metadata-database backend opens the thread's scoped session,
+    which in the scheduler *is* the session that is ending the run; it would commit it (the
+    scheduler forbids that mid-loop) and close it under the scheduler's feet."""
+    from airflow.configuration import ensure_secrets_loaded
+    from airflow.secrets.metastore import MetastoreBackend
+
     from lifecycle.settings import HASH_SECRET_ENV
     from lifecycle_airflow.runtime import HASH_SECRET_VARIABLE
 
     secret = None
-    try:
-        from airflow.models.variable import Variable
-
-        secret = Variable.get(HASH_SECRET_VARIABLE, default_var=None)
-    except Exception:  # noqa: BLE001 - no backend reachable here: the environment decides
-        log.debug("Variable %s not readable here", HASH_SECRET_VARIABLE, exc_info=True)
+    for backend in ensure_secrets_loaded():
+        try:
+            if isinstance(backend, MetastoreBackend):
+                secret = _guarded(session, lambda: backend.get_variable(HASH_SECRET_VARIABLE, session=session))
+            else:
+                secret = backend.get_variable(HASH_SECRET_VARIABLE)
+        except Exception:  # noqa: BLE001 - as Airflow does: the next backend, then the environment
+            log.warning("Variable %s not readable from %s", HASH_SECRET_VARIABLE, type(backend).__name__, exc_info=True)
+        if secret:
+            break
     secret = secret or os.environ.get(HASH_SECRET_ENV)
     if not secret:
         return None
     try:
         return SubjectHasher(str(secret).encode())
     except ValueError:
+        log.error("the keyed-hash secret is shorter than 16 bytes: not used")
         return None
 
 
+def _guarded(session: Any, work: Any) -> Any:
+    """``work()`` (Core statements on the session's connection) in a savepoint of its own, so a
+    failing statement cannot abort the caller's transaction. A Core savepoint, not
+    ``Session.begin_nested()``: releasing an ORM savepoint fires the session's before_commit
+    event, which the scheduler's loop treats as a forbidden commit. SQLite's driver does not do
+    savepoints reliably: there the work runs as is."""
+    if session.get_bind().dialect.name == "sqlite":
+        return work()
+    session.flush()  # the caller's pending changes are not ours to roll back
+    savepoint = session.connection().begin_nested()
+    try:
+        result = work()
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
+    return result
+
+
 def scrub_run(session: Any, dag_run: Any, hasher: SubjectHasher | None) -> dict[str, int]:
-    """Rewrite Airflow's records of one run of the request DAG in ``session`` (flushed, not
+    """Rewrite Airflow's records of one run of the request DAG in ``session``'s transaction (not
     committed: the caller commits with the run's final state). Returns what was rewritten.
 
-    Each kind of record is rewritten on its own (in a savepoint on a server database), so a
-    failure in one -- logged -- neither loses the others nor aborts the transaction that ends
-    the run (the scheduler's)."""
+    The run's conf is set on the ORM object (written with its state); the other records are
+    rewritten with Core statements, each kind in a savepoint of its own, so a failure in one --
+    logged -- neither loses the others nor aborts the transaction that ends the run."""
     conf = dict(dag_run.conf or {})
     year = reference_year(dag_run.logical_date, dag_run.run_after)
     scrubbed = scrub_conf(conf, hasher, year) or {}
     forms = hunted_forms(conf, hasher, year)
-    counts = {"fields": 0, "log": 0, "rendered": 0, "xcom": 0, "notes": 0}
-
-    def conf_part() -> int:
-        if scrubbed != conf:
-            dag_run.conf = scrubbed
-        return changed_fields(conf, scrubbed)
-
-    parts = {"fields": conf_part}
-    if forms:  # the raw values are known only until the conf is scrubbed: a second call finds none
-        parts |= {"log": lambda: _scrub_log(session, dag_run, forms, hasher, year),
-                  "rendered": lambda: _scrub_rendered(session, dag_run, forms),
-                  "xcom": lambda: _scrub_xcom(session, dag_run, forms),
-                  "notes": lambda: _scrub_notes(session, dag_run, forms)}
-    sqlite = session.get_bind().dialect.name == "sqlite"  # its driver does not do savepoints reliably
+    counts = {"fields": changed_fields(conf, scrubbed), "log": 0, "rendered": 0, "xcom": 0, "notes": 0}
+    if scrubbed != conf:
+        dag_run.conf = scrubbed
+    if not forms:  # the raw values are known only until the conf is scrubbed: a second call finds none
+        return counts
+    parts = {"log": lambda conn: _scrub_log(conn, dag_run, forms, hasher, year),
+             "rendered": lambda conn: _scrub_rendered(conn, dag_run, forms),
+             "xcom": lambda conn: _scrub_xcom(conn, dag_run, forms),
+             "notes": lambda conn: _scrub_notes(conn, dag_run, forms)}
     for name, part in parts.items():
         try:
-            if sqlite:
-                counts[name] = part()
-                session.flush()
-            else:
-                with session.begin_nested():
-                    counts[name] = part()
+            counts[name] = _guarded(session, lambda: part(session.connection()))
         except Exception:  # noqa: BLE001 - never break the run's end; the failure is logged
             log.exception("could not scrub %s of run %s", name, dag_run.run_id)
     return counts
 
 
-def _scrub_log(session: Any, dag_run: Any, forms: dict[str, str], hasher: SubjectHasher | None, year: int) -> int:
+def _scrub_log(conn: Any, dag_run: Any, forms: dict[str, str], hasher: SubjectHasher | None, year: int) -> int:
     """The audit log: the trigger's entry carries the conf; it has no run_id unless the client
     chose the run id, so entries of this DAG are matched by value."""
     from sqlalchemy import or_, select, update
 
     from airflow.models.log import Log
 
+    t = Log.__table__
+    rows = conn.execute(select(t.c.id, t.c.extra).where(
+        t.c.dag_id == dag_run.dag_id, or_(t.c.run_id == dag_run.run_id, t.c.run_id.is_(None)), t.c.extra.is_not(None),
+        or_(*(t.c.extra.icontains(f, autoescape=True) for f in forms)))).all()
     n = 0
-    rows = session.execute(
-        select(Log.id, Log.extra).where(
-            Log.dag_id == dag_run.dag_id, or_(Log.run_id == dag_run.run_id, Log.run_id.is_(None)),
-            Log.extra.is_not(None), or_(*(Log.extra.icontains(f, autoescape=True) for f in forms)))).all()
     for log_id, extra in rows:
         new = scrub_log_extra(extra, forms, hasher, year)
         if new != extra:
-            session.execute(update(Log).where(Log.id == log_id).values(extra=new))
+            conn.execute(update(t).where(t.c.id == log_id).values(extra=new))
             n += 1
     return n
 
 
-def _scrub_rendered(session: Any, dag_run: Any, forms: dict[str, str]) -> int:
-    from sqlalchemy import select
+def _scrub_rendered(conn: Any, dag_run: Any, forms: dict[str, str]) -> int:
+    from sqlalchemy import select, update
 
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
 
+    t = RenderedTaskInstanceFields.__table__
+    key = (t.c.dag_id, t.c.task_id, t.c.run_id, t.c.map_index)
     n = 0
-    for row in session.scalars(select(RTIF).where(RTIF.dag_id == dag_run.dag_id, RTIF.run_id == dag_run.run_id)):
+    for row in conn.execute(select(*key, t.c.rendered_fields, t.c.k8s_pod_yaml).where(
+            t.c.dag_id == dag_run.dag_id, t.c.run_id == dag_run.run_id)).all():
         fields, pod = scrub_json(row.rendered_fields, forms), scrub_json(row.k8s_pod_yaml, forms)
         if fields != row.rendered_fields or pod != row.k8s_pod_yaml:
-            row.rendered_fields, row.k8s_pod_yaml = fields, pod
+            conn.execute(update(t).where(*(c == row._mapping[c.name] for c in key))
+                         .values(rendered_fields=fields, k8s_pod_yaml=pod))
             n += 1
     return n
 
 
-def _scrub_xcom(session: Any, dag_run: Any, forms: dict[str, str]) -> int:
-    from sqlalchemy import select
+def _scrub_xcom(conn: Any, dag_run: Any, forms: dict[str, str]) -> int:
+    from sqlalchemy import select, update
 
     from airflow.models.xcom import XComModel
 
+    t = XComModel.__table__
+    key = (t.c.dag_run_id, t.c.task_id, t.c.map_index, t.c.key)
     n = 0
-    for row in session.scalars(select(XComModel).where(XComModel.dag_id == dag_run.dag_id,
-                                                       XComModel.run_id == dag_run.run_id)):
+    for row in conn.execute(select(*key, t.c.value).where(t.c.dag_id == dag_run.dag_id,
+                                                          t.c.run_id == dag_run.run_id)).all():
         value = scrub_json(row.value, forms)
         if value != row.value:
-            row.value = value
+            conn.execute(update(t).where(*(c == row._mapping[c.name] for c in key)).values(value=value))
             n += 1
     return n
 
 
-def _scrub_notes(session: Any, dag_run: Any, forms: dict[str, str]) -> int:
-    from sqlalchemy import select
+def _scrub_notes(conn: Any, dag_run: Any, forms: dict[str, str]) -> int:
+    from sqlalchemy import select, update
 
     from airflow.models.dagrun import DagRunNote
     from airflow.models.taskinstance import TaskInstance, TaskInstanceNote
 
-    ti_ids = select(TaskInstance.id).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
+    runs, tis, ti = DagRunNote.__table__, TaskInstanceNote.__table__, TaskInstance.__table__
+    ti_ids = select(ti.c.id).where(ti.c.dag_id == dag_run.dag_id, ti.c.run_id == dag_run.run_id)
     n = 0
-    for note in (*session.scalars(select(DagRunNote).where(DagRunNote.dag_run_id == dag_run.id)),
-                 *session.scalars(select(TaskInstanceNote).where(TaskInstanceNote.ti_id.in_(ti_ids)))):
-        content = scrub_text(note.content or "", forms)
-        if content != (note.content or ""):
-            note.content = content[:1000]  # the column's size; the keyed references are longer than most values
-            n += 1
+    for table, key, where in ((runs, runs.c.dag_run_id, runs.c.dag_run_id == dag_run.id),
+                              (tis, tis.c.ti_id, tis.c.ti_id.in_(ti_ids))):
+        for note_id, content in conn.execute(select(key, table.c.content).where(where)).all():
+            new = scrub_text(content or "", forms)
+            if new != (content or ""):
+                # The column holds 1000 characters; keyed references are longer than most values.
+                conn.execute(update(table).where(key == note_id).values(content=new[:1000]))
+                n += 1
     return n
 
 
@@ -312,28 +343,31 @@ def on_run_ended(dag_run: Any) -> dict[str, int] | None:
         return None
     from sqlalchemy.orm import object_session
 
-    from airflow.utils.session import create_session
-
-    hasher = scheduler_hasher()
-    if hasher is None:
-        log.error("no keyed-hash secret where run %s ended (Variable lifecycle_hash_secret or LIFECYCLE_HASH_SECRET): "
-                  "identifiers are replaced by %r instead of keyed references", dag_run.run_id, REMOVED)
     session = object_session(dag_run)
-    if session is None:
-        # A detached run (dag.test() hands one over): its row is rewritten in a session of our
-        # own, and the caller's copy gets the scrubbed conf too -- update_state() merges that
-        # copy back afterwards, which would otherwise restore the raw values.
+    if session is not None:
+        counts = _scrub_in(session, dag_run)
+    else:
+        # A detached run: its row is rewritten in a session of our own (never the thread's
+        # scoped one, which may be the caller's), and the caller's copy gets the scrubbed conf
+        # too, so merging it back (update_state() does) cannot restore the raw values.
         from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
 
-        with create_session() as own:
+        with create_session(scoped=False) as own:
             stored = own.get(DagRun, dag_run.id)
             if stored is None:
                 return None
-            counts = scrub_run(own, stored, hasher)
+            counts = _scrub_in(own, stored)
             dag_run.conf = dict(stored.conf or {})
-    else:
-        counts = scrub_run(session, dag_run, hasher)
     log.info("scrubbed %d identifier fields from Airflow's records of run %s (audit-log entries %d, rendered-field "
              "rows %d, XComs %d, notes %d)", counts["fields"], dag_run.run_id, counts["log"], counts["rendered"],
              counts["xcom"], counts["notes"])
     return counts
+
+
+def _scrub_in(session: Any, dag_run: Any) -> dict[str, int]:
+    hasher = scheduler_hasher(session)
+    if hasher is None:
+        log.error("no keyed-hash secret where run %s ended (Variable lifecycle_hash_secret or LIFECYCLE_HASH_SECRET): "
+                  "identifiers are replaced by %r instead of keyed references", dag_run.run_id, REMOVED)
+    return scrub_run(session, dag_run, hasher)

@@ -114,52 +114,69 @@ def test_reference_year_is_the_night_in_stockholm() -> None:
     assert scrub.reference_year(None, pendulum.datetime(2025, 6, 1, tz="UTC")) == 2025
 
 
-def test_a_finished_run_is_rewritten_in_the_metadata_database(airflow_db: None, hasher: SubjectHasher) -> None:
-    """The database layer on Airflow's own models: the run's conf, the trigger's audit-log entry
-    (which has no run_id) and a note, in the session that ends the run; other runs untouched."""
-    from sqlalchemy import select
+def test_a_finished_run_is_rewritten_in_the_metadata_database(airflow_db: None) -> None:
+    """The database layer on Airflow's own models, as the scheduler calls it: inside the session
+    that ends the run, under the scheduler's guard against commits (a listener that commits, or
+    closes the thread's scoped session, breaks the scheduler loop). The run's conf, the trigger's
+    audit-log entry (which has no run_id) and a note are rewritten; another run is untouched.
+    The secret is the Variable's (read through that session), as in the tasks."""
+    from sqlalchemy import delete, select
 
     from airflow.models.dagrun import DagRun
     from airflow.models.log import Log
+    from airflow.models.variable import Variable
     from airflow.utils.session import create_session
+    from airflow.utils.sqlalchemy import prohibit_commit
     from airflow.utils.state import DagRunState
     from airflow.utils.types import DagRunType
 
     probe = uuid.uuid4().hex[:10]
+    variable_secret = f"variable-secret-{probe}-0123456789"
+    hasher = SubjectHasher(variable_secret.encode())
     conf = {**CONF, "email": f"Scrub.Probe.{probe}@Exempel.se", "reference": f"DSR-{probe}"}
     other_conf = {"request_type": "access", "reference": f"DSR-other-{probe}", "email": f"other.{probe}@exempel.se",
                   "phone": None, "personnummer": None, "name": None, "company": None, "new_value": None}
     when = pendulum.now("UTC")
-    with create_session() as session:
-        runs = []
-        for i, c in enumerate((conf, other_conf)):
-            run = DagRun(dag_id=scrub.DAG_ID, run_id=f"scrub_{probe}_{i}", run_type=DagRunType.MANUAL, conf=c,
-                         logical_date=when.add(seconds=i), run_after=when, state=DagRunState.RUNNING)
-            session.add(run)
-            session.add(Log(event="trigger_dag_run", dag_id=scrub.DAG_ID,
-                            extra=json.dumps({"logical_date": str(when), "conf": c, "method": "POST"})))
-            runs.append(run)
-        session.flush()
-        runs[0].note = (f"called back on {conf['phone']}", None)
-        session.flush()
-        runs[0].state = DagRunState.FAILED
-        counts = scrub.on_run_ended(runs[0])
-        assert counts is not None and counts["fields"] == 6 and counts["log"] == 1 and counts["notes"] == 1
-        ids = [r.id for r in runs]
-    with create_session() as session:
-        stored = {r.id: r for r in session.scalars(select(DagRun).where(DagRun.id.in_(ids)))}
-        assert stored[ids[0]].conf == scrub_conf(conf, hasher, YEAR)
-        assert stored[ids[0]].note == f"called back on {stored[ids[0]].conf['phone']}"
-        assert stored[ids[1]].conf == other_conf  # another request's run, still running: untouched
-        extras = [e for e in session.scalars(select(Log.extra).where(Log.dag_id == scrub.DAG_ID)) if probe in (e or "")]
-        assert len(extras) == 2
-        mine = [json.loads(e) for e in extras if f"DSR-{probe}" in e]
-        assert len(mine) == 1 and mine[0]["conf"] == stored[ids[0]].conf
-        assert conf["email"].lower() not in "".join(extras).lower() and other_conf["email"] in "".join(extras)
-        # Once scrubbed there is nothing left to hunt: ending again changes nothing.
-        assert scrub.on_run_ended(stored[ids[0]]) == {"fields": 0, "log": 0, "rendered": 0, "xcom": 0, "notes": 0}
-        session.delete(stored[ids[0]])
-        session.delete(stored[ids[1]])
+    ids: list[int] = []
+    try:
+        with create_session() as session:
+            session.add(Variable(key="lifecycle_hash_secret", val=variable_secret))
+            runs = []
+            for i, c in enumerate((conf, other_conf)):
+                run = DagRun(dag_id=scrub.DAG_ID, run_id=f"scrub_{probe}_{i}", run_type=DagRunType.MANUAL, conf=c,
+                             logical_date=when.add(seconds=i), run_after=when, state=DagRunState.RUNNING)
+                session.add(run)
+                session.add(Log(event="trigger_dag_run", dag_id=scrub.DAG_ID,
+                                extra=json.dumps({"logical_date": str(when), "conf": c, "method": "POST"})))
+                runs.append(run)
+            session.flush()
+            runs[0].note = (f"called back on {conf['phone']}", None)
+            session.commit()
+            ids = [r.id for r in runs]
+            with prohibit_commit(session) as guard:
+                runs[0].state = DagRunState.FAILED
+                counts = scrub.on_run_ended(runs[0])
+                guard.commit()
+            assert counts == {"fields": 6, "log": 1, "rendered": 0, "xcom": 0, "notes": 1}
+        with create_session() as session:
+            stored = {r.id: r for r in session.scalars(select(DagRun).where(DagRun.id.in_(ids)))}
+            mine = stored[ids[0]]
+            assert mine.state == DagRunState.FAILED and mine.conf == scrub_conf(conf, hasher, when.year)
+            assert mine.note == f"called back on {mine.conf['phone']}"
+            assert stored[ids[1]].conf == other_conf  # another request's run, still running: untouched
+            extras = [e for e in session.scalars(select(Log.extra).where(Log.dag_id == scrub.DAG_ID))
+                      if probe in (e or "")]
+            assert len(extras) == 2
+            logged = [json.loads(e) for e in extras if f"DSR-{probe}" in e]
+            assert len(logged) == 1 and logged[0]["conf"] == mine.conf
+            assert conf["email"].lower() not in "".join(extras).lower() and other_conf["email"] in "".join(extras)
+            # Once scrubbed there is nothing left to hunt: ending again changes nothing.
+            assert scrub.on_run_ended(mine) == {"fields": 0, "log": 0, "rendered": 0, "xcom": 0, "notes": 0}
+    finally:
+        with create_session() as session:
+            session.execute(delete(Variable).where(Variable.key == "lifecycle_hash_secret"))
+            for run in session.scalars(select(DagRun).where(DagRun.id.in_(ids))):
+                session.delete(run)
 
 
 def test_dag_test_fires_the_listener_on_a_failed_request(airflow_db: None, hasher: SubjectHasher) -> None:
