@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
@@ -9,8 +11,21 @@ from lifecycle.catalog import _identifier
 from lifecycle.tables import metadata
 
 
+_ENGINES: dict[tuple[int, str, str | None], Engine] = {}
+
+
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
-    """An engine; ``schema`` puts unqualified names in that PostgreSQL schema (search_path)."""
+    """An engine; ``schema`` puts unqualified names in that PostgreSQL schema (search_path).
+    One engine (and connection pool) per database and schema in a process: every task and
+    request asks for its engines anew, and a pool per call would hold idle connections until
+    the server refuses more. Keyed by process id too, as a pool must never cross a fork."""
+    key = (os.getpid(), url, schema)
+    if key not in _ENGINES:
+        _ENGINES[key] = _new_engine(url, schema)
+    return _ENGINES[key]
+
+
+def _new_engine(url: str, schema: str | None) -> Engine:
     kwargs: dict = {}
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":

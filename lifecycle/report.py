@@ -61,10 +61,12 @@ def build_report(
                 "violations_found": scan.get("violations", 0),
                 "planned": {k: plan[k] for k in (
                     "records_to_erase", "records_to_anonymise", "records_to_restrict",
-                    "fields_to_anonymise", "violations_to_restrict", "destroy_share", "needs_confirmation")},
+                    "fields_to_anonymise", "violations_to_restrict", "destroy_share", "needs_confirmation")}
+                | {"mentions_to_redact": plan.get("mentions_to_redact", 0)},
                 "applied": {k: e[k] for k in (
                     "records_erased", "records_anonymised", "records_restricted",
-                    "fields_anonymised", "violations_restricted", "rows_affected", "batches", "batches_skipped")},
+                    "fields_anonymised", "violations_restricted", "rows_affected", "batches", "batches_skipped")}
+                | {"mentions_redacted": e.get("mentions_redacted", 0)},
                 "plan_detail": plan["rows"],
                 "expiring_next_30_days": expiring_30_days.get(e["source"], 0),
                 "scan_seconds": scan.get("seconds", 0.0),
@@ -76,7 +78,7 @@ def build_report(
         for key, group in (
             ("records_scanned", None), ("violations_found", None),
             ("records_erased", "applied"), ("records_anonymised", "applied"), ("records_restricted", "applied"),
-            ("fields_anonymised", "applied"), ("violations_restricted", "applied"),
+            ("fields_anonymised", "applied"), ("violations_restricted", "applied"), ("mentions_redacted", "applied"),
         )
     }
     totals["expired_records_planned"] = sum(

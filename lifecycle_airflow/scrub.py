@@ -198,7 +198,7 @@ def scheduler_hasher(session: Any) -> SubjectHasher | None:
     for backend in ensure_secrets_loaded():
         try:
             if isinstance(backend, MetastoreBackend):
-                secret = _guarded(session, lambda: backend.get_variable(HASH_SECRET_VARIABLE, session=session))
+                secret = _guarded(session, lambda b=backend: b.get_variable(HASH_SECRET_VARIABLE, session=session))
             else:
                 secret = backend.get_variable(HASH_SECRET_VARIABLE)
         except Exception:  # noqa: BLE001 - as Airflow does: the next backend, then the environment
@@ -256,7 +256,7 @@ def scrub_run(session: Any, dag_run: Any, hasher: SubjectHasher | None) -> dict[
              "notes": lambda conn: _scrub_notes(conn, dag_run, forms)}
     for name, part in parts.items():
         try:
-            counts[name] = _guarded(session, lambda: part(session.connection()))
+            counts[name] = _guarded(session, lambda p=part: p(session.connection()))
         except Exception:  # noqa: BLE001 - never break the run's end; the failure is logged
             log.exception("could not scrub %s of run %s", name, dag_run.run_id)
     return counts

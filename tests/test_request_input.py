@@ -160,7 +160,7 @@ def test_request_type_is_named_not_echoed() -> None:
         (None, "ny@exempel.se", "rectify_field_required"),
     ],
 )
-def test_correction_is_checked_by_the_rules_of_its_field(rectify_field, new_value, rule) -> None:  # type: ignore[no-untyped-def]
+def test_correction_is_checked_by_the_rules_of_its_field(rectify_field: str | None, new_value: str, rule: str) -> None:
     error = _refused({**PERSON, "rectify_field": rectify_field, "new_value": new_value})
     _assert_names_field_and_rule(error, "new_value", rule, new_value)
 
@@ -237,7 +237,8 @@ def test_a_request_with_sql_in_the_reference_fails_its_first_task() -> None:
         subject_request.validate({"params": params, "dag_run": run})
     _assert_names_field_and_rule(caught.value, "reference", "sql_quote", params["reference"])
     params["reference"] = "DSR-1"
-    assert subject_request.validate({"params": params, "dag_run": run}) == {"reference": "DSR-1", "request_type": "erasure"}
+    valid = subject_request.validate({"params": params, "dag_run": run})
+    assert valid == {"reference": "DSR-1", "request_type": "erasure"}
 
 
 def test_the_form_mirrors_the_limits() -> None:
