@@ -123,6 +123,9 @@ class Defaults(_Frozen):
     confirm_min_records: int = Field(10, ge=0)
 
 
+Location = Literal["table", "storage"]
+
+
 class Source(_Frozen):
     name: str
     connection: str
@@ -186,8 +189,14 @@ class Source(_Frozen):
         return self
 
     @property
+    def location(self) -> Location:
+        """Which kind of store holds the source: the tagged union of its location keys. Each
+        kind has its own module, lifecycle/stores/<kind>.py."""
+        return "storage" if self.storage is not None else "table"
+
+    @property
     def is_object_source(self) -> bool:
-        return self.storage is not None
+        return self.location == "storage"
 
     @model_validator(mode="after")
     def _subject_columns_are_catalogued(self) -> Source:

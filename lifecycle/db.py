@@ -1,8 +1,11 @@
-"""Engines for sources and the tag store, on SQLite or PostgreSQL alike."""
+"""Engines for sources and the tag store, on SQLite or PostgreSQL alike (and sources on MySQL or
+MariaDB)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
@@ -25,9 +28,42 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     return _ENGINES[key]
 
 
+# MySQL / MariaDB: a pooled connection idle past the server's wait_timeout (8 h by default, far
+# less on many hosted servers) is closed by the server; recycle well before, and ping on checkout.
+MYSQL_POOL_RECYCLE = 1800
+# A streamed scan (server-side cursor) is aborted by the server when the client has not read for
+# net_write_timeout seconds (60 by default) while it tags a chunk and writes it to the tag store.
+MYSQL_NET_WRITE_TIMEOUT = 3600
+MYSQL_LOCK_TIMEOUT = 3600  # seconds a writer waits for another writer of the same source
+
+
+def mysql_url(login: str | None, password: str | None, host: str | None, port: int | None,
+              database: str | None, *, conn_id: str = "?") -> str:
+    """The SQLAlchemy URL of a MySQL or MariaDB Connection (conn_type mysql; schema = the
+    database): PyMySQL, with the full UTF-8 character set (MySQL's "utf8" holds only 3 bytes)."""
+    if not database:
+        raise ValueError(f"connection {conn_id!r}: a mysql connection names its database in schema")
+    auth = quote(login or "", safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    where = f"{host or 'localhost'}:{port or 3306}"
+    return f"mysql+pymysql://{auth + '@' if auth else ''}{where}/{quote(database, safe='')}?charset=utf8mb4"
+
+
 def _new_engine(url: str, schema: str | None) -> Engine:
     kwargs: dict = {}
     parsed = make_url(url)
+    if parsed.get_backend_name() in ("mysql", "mariadb"):
+        # The isolation level stays the server's (InnoDB: REPEATABLE READ): every source
+        # transaction of the pipeline is one statement, or a read and its write under the
+        # source's lock (lock_source), so nothing depends on it; and READ COMMITTED would make
+        # every write fail on a server that logs binlog_format=STATEMENT.
+        kwargs.update(pool_pre_ping=True, pool_recycle=MYSQL_POOL_RECYCLE)
+        if schema:  # in MySQL a schema is a database
+            _identifier(schema)
+            parsed = parsed.set(database=schema)
+        if parsed.get_driver_name() in ("pymysql", "mysqldb") and "init_command" not in parsed.query:
+            kwargs["connect_args"] = {"init_command": f"SET SESSION net_write_timeout = {MYSQL_NET_WRITE_TIMEOUT}"}
     if parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
         if schema:
@@ -38,6 +74,8 @@ def _new_engine(url: str, schema: str | None) -> Engine:
     engine = create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    if engine.dialect.name in ("mysql", "mariadb"):
+        event.listen(engine, "checkin", _release_mysql_locks)
     return engine
 
 
@@ -87,6 +125,32 @@ def lock_source(conn, source_name: str) -> None:  # type: ignore[no-untyped-def]
 
     PostgreSQL: a transaction-scoped advisory lock keyed by the source name, taken by both the
     nightly enforcement batches and the data-subject requests, so they never interleave on the
-    same source. SQLite already allows one writer at a time (with a busy timeout to wait)."""
+    same source. MySQL / MariaDB: a named lock (GET_LOCK) held until the connection is returned
+    to the pool. SQLite already allows one writer at a time (with a busy timeout to wait)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%(name)s))", {"name": f"lifecycle:{source_name}"})
+    elif conn.dialect.name in ("mysql", "mariadb"):
+        # GET_LOCK is held by the session, not the transaction: it is released when the
+        # connection goes back to the pool, right after the transaction ended
+        # (_release_mysql_locks), or by the server when the session ends (a crash).
+        # Lock names are server-wide and at most 64 characters: a digest of the source name.
+        name = "lifecycle:" + hashlib.sha256(source_name.encode()).hexdigest()[:40]
+        got = conn.exec_driver_sql("SELECT GET_LOCK(%(name)s, %(timeout)s)",
+                                   {"name": name, "timeout": MYSQL_LOCK_TIMEOUT}).scalar()
+        if got != 1:
+            raise TimeoutError(f"source {source_name!r}: another writer held its lock for {MYSQL_LOCK_TIMEOUT} s")
+        conn.info.setdefault(_MYSQL_LOCKS, []).append(name)
+
+
+_MYSQL_LOCKS = "lifecycle_locks"
+
+
+def _release_mysql_locks(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+    names = record.info.pop(_MYSQL_LOCKS, None)
+    if names and dbapi_connection is not None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for name in names:  # one RELEASE_LOCK per GET_LOCK: the locks count re-entries
+                cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
+        finally:
+            cursor.close()

@@ -16,19 +16,16 @@ from datetime import datetime, timezone
 from itertools import groupby, islice
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, column, delete, select, table, update
+from sqlalchemy import Engine, and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lifecycle.catalog import Source
-from lifecycle.db import lock_source
-from lifecycle.detect import REDACTED
 from lifecycle.errors import PlanNeedsConfirmationError
 from lifecycle.identifiers import SubjectHasher
-from lifecycle.object_enforce import ObjectStats, RecordChange, anonymiser, apply_changes, erase
-from lifecycle.objects import ObjectStore
 from lifecycle.plan import SourcePlan
 from lifecycle.redaction import redact_text
-from lifecycle.sqlfiles import load_sql, quote_identifier, statement
+from lifecycle.sqlfiles import statement
+from lifecycle.stores import Changed, RecordChange, RecordStore, open_store
 from lifecycle.tables import journal, record_tag, subject_ref, suppression
 
 log = logging.getLogger(__name__)
@@ -88,32 +85,6 @@ def plan_batches(tag_engine: Engine, source: Source, run_id: str) -> list[Batch]
     return batches
 
 
-def _key_type(source_engine: Engine, source: Source) -> Callable[[str], Any]:
-    from sqlalchemy import inspect
-
-    for col in inspect(source_engine).get_columns(source.table):
-        if col["name"] == source.primary_key:
-            try:
-                return col["type"].python_type
-            except NotImplementedError:
-                return str
-    return str
-
-
-def _assignments(source_engine: Engine, source: Source, columns: list[str]) -> str:
-    parts = []
-    for name in columns:
-        strategy = source.columns[name].anonymise
-        col = quote_identifier(source_engine, name)
-        if strategy == "null":
-            parts.append(f"{col} = NULL")
-        elif strategy == "redact":
-            parts.append(f"{col} = :redacted")
-        elif strategy == "email_domain":
-            parts.append(f"{col} = " + load_sql("email_domain", source_engine.dialect.name).strip().format(column=col))
-    return ", ".join(parts)
-
-
 def _columns_to_anonymise(source: Source, batch: Batch) -> list[str]:
     names = source.columns if batch.scope == "record" else source.columns_of(batch.category or "")
     return [c for c in names if source.columns[c].anonymise != "keep"]
@@ -160,80 +131,25 @@ def _redact_text_changes(fields: list[str], redaction: Redaction, record: dict[s
     return changed
 
 
-def _redact_in_source(source_engine: Engine, source: Source, batch: Batch, to_key: Callable[[str], Any],
-                      redaction: Redaction) -> int:
-    """Read the batch's free text, redact the mentions, write back only what changed: one
-    UPDATE per column (executemany) inside one transaction under the source's lock."""
-    fields = _mention_fields(source, batch)
-    if not fields or not redaction.hashes:
-        return 0
-    t = table(source.table, column(source.primary_key), *[column(f) for f in fields])
-    pk = t.c[source.primary_key]
-    with source_engine.begin() as conn:
-        lock_source(conn, source.name)
-        rows = conn.execute(select(t).where(pk.in_([to_key(k) for k in batch.keys]))).mappings().all()
-        per_column: dict[str, list[dict[str, Any]]] = {f: [] for f in fields}
-        changed_rows = 0
-        for row in rows:
-            changes = _redact_text_changes(fields, redaction, dict(row))
-            changed_rows += bool(changes)
-            for f, new in changes.items():
-                per_column[f].append({"b_key": row[source.primary_key], "b_value": new})
-        for f, params in per_column.items():
-            if params:
-                conn.execute(update(t).where(pk == bindparam("b_key")).values({f: bindparam("b_value")}), params)
-    return changed_rows
-
-
 def _redactor(fields: list[str], redaction: Redaction) -> RecordChange:
     def change(record: dict[str, Any]) -> dict[str, Any]:
         return {**record, **_redact_text_changes(fields, redaction, record)}
     return change
 
 
-def _apply_to_source(source_engine: Engine, source: Source, batch: Batch, to_key: Callable[[str], Any],
-                     redaction: Redaction | None = None) -> int:
-    keys = [to_key(k) for k in batch.keys]
-    if batch.action == "redact":
-        assert redaction is not None
-        return _redact_in_source(source_engine, source, batch, to_key, redaction)
+def _apply(store: RecordStore, source: Source, batch: Batch, redaction: Redaction | None) -> Changed:
+    """One batch through the store protocol, whatever kind of store holds the source."""
     if batch.action == "restrict":
-        return 0  # restriction is recorded in the tag store; the source row is left as it is
-    if batch.action == "erase":
-        stmt = statement(source_engine, "erase_records", table=source.table, primary_key=source.primary_key)
-        params: dict[str, Any] = {"keys": keys}
-    else:
-        columns = _columns_to_anonymise(source, batch)
-        if not columns:
-            return 0
-        stmt = statement(
-            source_engine,
-            "anonymise_columns",
-            table=source.table,
-            primary_key=source.primary_key,
-            assignments_sql=_assignments(source_engine, source, columns),
-        )
-        params = {"keys": keys}
-        if ":redacted" in stmt.text:
-            params["redacted"] = REDACTED
-    with source_engine.begin() as conn:
-        lock_source(conn, source.name)
-        return conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params).rowcount
-
-
-def _apply_to_objects(store: ObjectStore, tag_engine: Engine, source: Source, batch: Batch,
-                      crash_after_write: bool, redaction: Redaction | None = None) -> ObjectStats:
-    if batch.action == "restrict":
-        return ObjectStats()
+        return Changed()  # restriction is recorded in the tag store; the record is left as it is
     if batch.action == "redact":
         assert redaction is not None
         fields = _mention_fields(source, batch)
         if not fields or not redaction.hashes:
-            return ObjectStats()
-        change = _redactor(fields, redaction)
-    else:
-        change = erase if batch.action == "erase" else anonymiser(source, _columns_to_anonymise(source, batch))
-    return apply_changes(store, tag_engine, source, {k: change for k in batch.keys}, crash_after_write=crash_after_write)
+            return Changed()
+        return store.change({k: _redactor(fields, redaction) for k in batch.keys})
+    if batch.action == "erase":
+        return store.erase(batch.keys)
+    return store.anonymise(batch.keys, _columns_to_anonymise(source, batch))
 
 
 def _update_tag_store(conn, source: Source, batch: Batch,  # type: ignore[no-untyped-def]
@@ -295,7 +211,7 @@ def enforce_source(
     source: Source,
     plan: SourcePlan,
     *,
-    source_engine: Engine | ObjectStore,
+    source_engine: Any,
     tag_engine: Engine,
     run_id: str,
     dry_run: bool,
@@ -306,8 +222,8 @@ def enforce_source(
     hasher: SubjectHasher | None = None,
     year: int | None = None,
 ) -> EnforceStats:
-    """Apply the run's plan for one source (a SQL engine, or the object store of an
-    object-storage source). ``hasher`` and ``year`` (the logical date's) are needed to redact
+    """Apply the run's plan for one source, through its store (``source_engine``: a RecordStore,
+    or the backend one is opened over: a SQL engine, an S3 client). ``hasher`` and ``year`` (the logical date's) are needed to redact
     mentions of erased people in free text (plan action 'redact'). The crash_* arguments exist
     for crash tests."""
     started = time.monotonic()
@@ -330,8 +246,8 @@ def enforce_source(
         raise ValueError(
             f"source {source.name!r}: the plan redacts mentions of erased people in free text, which needs "
             "the keyed-hash hasher and the logical year: pass hasher= and year= to enforce_source")
-    objects = ObjectStats()
-    to_key = _key_type(source_engine, source) if isinstance(source_engine, Engine) else str
+    store = open_store(source, source_engine, tag_engine, crash_after_write=crash_after_object_write)
+    counts = dict.fromkeys(store.count_names, 0)
     for i, batch in enumerate(batches):
         if batch.number in done:
             stats.batches_skipped += 1
@@ -344,15 +260,13 @@ def enforce_source(
         if batch.action == "redact":
             assert hasher is not None and year is not None
             redaction = Redaction(_suppressed_hashes(tag_engine, source, batch), hasher, year)
-        if isinstance(source_engine, ObjectStore):
-            changed = _apply_to_objects(source_engine, tag_engine, source, batch, crash_after_object_write, redaction)
-            objects.add(changed)
-            affected = changed.records_changed
-            if changed.skipped_keys:  # records in objects that turned unreadable: still to do
-                skipped = set(changed.skipped_keys)
-                done_part = replace(batch, keys=tuple(k for k in batch.keys if k not in skipped))
-        else:
-            affected = _apply_to_source(source_engine, source, batch, to_key, redaction)
+        changed = _apply(store, source, batch, redaction)
+        affected = changed.records
+        for name, value in changed.counts.items():
+            counts[name] = counts.get(name, 0) + value
+        if changed.skipped_keys:  # records the store could not reach now (an unreadable object): still to do
+            skipped = set(changed.skipped_keys)
+            done_part = replace(batch, keys=tuple(k for k in batch.keys if k not in skipped))
         with tag_engine.begin() as conn:
             _update_tag_store(conn, source, done_part, redaction)
             conn.execute(
@@ -365,7 +279,6 @@ def enforce_source(
         _count(stats, batch)
         if progress:
             progress(i + 1, len(batches))
-    if isinstance(source_engine, ObjectStore):
-        stats.objects = objects.to_dict()
+    stats.objects = counts
     stats.seconds = round(time.monotonic() - started, 3)
     return stats

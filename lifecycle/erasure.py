@@ -20,21 +20,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, and_, delete, insert, select, update
 
-from lifecycle.catalog import Catalog, Source
-from lifecycle.db import lock_source
-from lifecycle.detect import REDACTED
-from lifecycle.redaction import mentions, redact_text
-from lifecycle.enforce import _assignments
+from lifecycle.catalog import Catalog
+from lifecycle.redaction import redact_text
 from lifecycle import request_journal as journal
 from lifecycle.faults import crashpoint
-from lifecycle.object_enforce import ObjectStats, RecordChange, anonymiser, apply_changes, erase
-from lifecycle.objects import ObjectStore
+from lifecycle.stores import RecordChange, RecordStore, open_store, open_stores
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.policy import Policy
 from lifecycle.requests import SubjectIdentifiers
-from lifecycle.sqlfiles import statement
 from lifecycle.subjects import Location, locate
 from lifecycle.verify import Probe, summarise, verify_in_sources
 from lifecycle.tables import record_tag, subject_ref, suppression
@@ -107,53 +102,12 @@ def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: l
     return actions
 
 
-_REFLECTED: dict[tuple[str, str], Table] = {}
-
-
-def _table(engine: Engine, source: Source) -> Table:
-    """The source table, reflected once per engine and table (reflection costs a round trip
-    per column on PostgreSQL, far more than the erasure itself)."""
-    key = (engine.url.render_as_string(hide_password=True), source.table)
-    if key not in _REFLECTED:
-        _REFLECTED[key] = Table(source.table, MetaData(), autoload_with=engine)
-    return _REFLECTED[key]
-
-
 def _redactor(fields: tuple[str, ...], hashes: set[str], hasher: SubjectHasher, ids: SubjectIdentifiers,
               year: int) -> RecordChange:
     def change(record: dict[str, Any]) -> dict[str, Any]:
         return {**record, **{f: redact_text(str(record[f]), hashes, hasher, year, ids.name)
                              for f in fields if record.get(f)}}
     return change
-
-
-def _redact_record(engine: Engine, source: Source, action: RecordAction, hashes: set[str],
-                   hasher: SubjectHasher, ids: SubjectIdentifiers, year: int) -> None:
-    """Replace the person's identifiers in the record's free text."""
-    t = _table(engine, source)
-    pk = t.c[source.primary_key]
-    key = pk.type.python_type(action.record_key) if _is_int(pk) else action.record_key
-    with engine.begin() as conn:
-        lock_source(conn, source.name)
-        row = conn.execute(select(*[t.c[f] for f in action.fields]).where(pk == key)).mappings().first()
-        if row is None:
-            return
-        values = {f: new for f in action.fields
-                  if (new := redact_text(row[f] or "", hashes, hasher, year, ids.name)) != (row[f] or "")}
-        if values:
-            conn.execute(update(t).where(pk == key).values(**values))
-
-
-def _is_int(column: Any) -> bool:
-    try:
-        return column.type.python_type is int
-    except NotImplementedError:
-        return False
-
-
-def _keys(engine: Engine, source: Source, keys: list[str]) -> list[Any]:
-    t = _table(engine, source)
-    return [int(k) for k in keys] if _is_int(t.c[source.primary_key]) else keys
 
 
 @dataclass(frozen=True)
@@ -168,6 +122,13 @@ class RequestScope:
     hasher: SubjectHasher
     identifiers: SubjectIdentifiers
     hashes: list[str]
+
+    def store(self, source_name: str) -> RecordStore:
+        source = self.catalog.source(source_name)
+        return open_store(source, self.backends[source.connection], self.tag_engine)
+
+    def stores(self) -> dict[str, RecordStore]:
+        return open_stores(self.catalog, self.backends, self.tag_engine)
 
 
 _COUNTED = {"erase": "erased", "hold": "held", "anonymise": "anonymised", "redact": "redacted", "forward": "forwarded"}
@@ -224,58 +185,26 @@ def _apply_step(step: Any, actions: list[RecordAction], scope: RequestScope, ref
         _suppress(scope.tag_engine, scope.hashes, reference, today, step.kind.removeprefix("suppress:"))
         return {}
     source = scope.catalog.source(step.source)
-    backend = scope.backends[source.connection]
-    if step.kind == "redact":
-        return _redact_step(backend, source, actions, scope, today)
+    store = scope.store(step.source)
+    if step.kind == "redact":  # the person's identifiers in other people's free text, span by span
+        wanted = set(scope.hashes)
+        done = store.change({a.record_key: _redactor(a.fields, wanted, scope.hasher, scope.identifiers, today.year)
+                             for a in actions})
+        with scope.tag_engine.begin() as conn:
+            for a in actions:
+                conn.execute(delete(subject_ref).where(
+                    subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
+                    subject_ref.c.field.in_(a.fields), subject_ref.c.subject_hash.in_(scope.hashes)))
+        return done.counts
     keys = [a.record_key for a in actions]
     categories = actions[0].anonymise_categories if actions else ()
     columns = [c for cat in categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
-    result: dict[str, int] = {}
-    if isinstance(backend, ObjectStore):
-        change = erase if step.kind == "erase" else anonymiser(source, columns)
-        result = _object_counts(apply_changes(backend, scope.tag_engine, source, {k: change for k in keys}))
-    else:
-        if step.kind == "erase":
-            stmt = statement(backend, "erase_records", table=source.table, primary_key=source.primary_key)
-            params: dict[str, Any] = {"keys": _keys(backend, source, keys)}
-        else:
-            stmt = statement(backend, "anonymise_columns", table=source.table, primary_key=source.primary_key,
-                             assignments_sql=_assignments(backend, source, columns)) if columns else None
-            params = {"keys": _keys(backend, source, keys), "redacted": REDACTED}
-        if stmt is not None:
-            if ":redacted" not in stmt.text:
-                params.pop("redacted", None)
-            with backend.begin() as conn:
-                lock_source(conn, source.name)
-                conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params)
+    done = store.erase(keys) if step.kind == "erase" else store.anonymise(keys, columns)
     if step.kind == "erase":
         _forget_records(scope.tag_engine, source.name, keys)
     else:
         _hold_records(scope.tag_engine, source.name, keys, categories, columns, hold=step.kind == "hold")
-    return result
-
-
-def _redact_step(backend: Any, source: Source, actions: list[RecordAction], scope: RequestScope,
-                 today: date) -> dict[str, int]:
-    """The person's identifiers in other people's free text, replaced span by span."""
-    wanted = set(scope.hashes)
-    result: dict[str, int] = {}
-    if isinstance(backend, ObjectStore):  # one rewrite per object, however many mentions
-        changes = {a.record_key: _redactor(a.fields, wanted, scope.hasher, scope.identifiers, today.year) for a in actions}
-        result = _object_counts(apply_changes(backend, scope.tag_engine, source, changes))
-    else:
-        for a in actions:
-            _redact_record(backend, source, a, wanted, scope.hasher, scope.identifiers, today.year)
-    with scope.tag_engine.begin() as conn:
-        for a in actions:
-            conn.execute(delete(subject_ref).where(
-                subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
-                subject_ref.c.field.in_(a.fields), subject_ref.c.subject_hash.in_(scope.hashes)))
-    return result
-
-
-def _object_counts(done: ObjectStats) -> dict[str, int]:
-    return {name: value for name, value in done.to_dict().items() if isinstance(value, int)}
+    return done.counts
 
 
 def _forget_records(tag_engine: Engine, source: str, keys: list[str]) -> None:
@@ -317,7 +246,7 @@ def verify_erasure(outcome: ErasureOutcome, actions: list[RecordAction], scope: 
         if (loc.source, loc.record_key) not in allowed:
             in_index[loc.source] += 1
     probe = Probe.of(scope.identifiers, year)
-    checks = verify_in_sources(scope.catalog, scope.backends, probe, allowed)
+    checks = verify_in_sources(scope.stores(), probe, allowed)
     remaining: dict[str, int] = defaultdict(int)
     for source, n in [*in_index.items(), *summarise(checks).items()]:
         remaining[source] += n

@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, select
+from sqlalchemy import Engine, select
 
-from lifecycle.catalog import Catalog, Source
-from lifecycle.object_enforce import object_keys
-from lifecycle.object_scan import read_records, split_record_key
-from lifecycle.objects import ObjectStore
+from lifecycle.catalog import Catalog
 from lifecycle.certificate import now_iso
 from lifecycle.policy import Policy
+from lifecycle.stores import open_stores
 from lifecycle.subjects import locate
 from lifecycle.tables import record_tag
 
@@ -47,10 +45,10 @@ def build_extract(
         else:
             own[(loc.source, loc.record_key)] = None
     groups: dict[str, dict[str, Any]] = {}
-    objects: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    stores = open_stores(catalog, source_engines, tag_engine)
     for source_name, key in own:
         source = catalog.source(source_name)
-        row = _record(source, source_engines[source.connection], tag_engine, key, objects)
+        row = stores[source_name].read([key]).get(key)
         if row is None:
             continue
         with tag_engine.connect() as conn:
@@ -72,22 +70,3 @@ def build_extract(
         "groups": list(groups.values()),
         "mentions": [{"activity": a, "category": c, "count": n} for (a, c), n in sorted(mentions.items())],
     }
-
-
-def _record(source: Source, backend: Engine | ObjectStore, tag_engine: Engine, key: str,
-            objects: dict[tuple[str, str], dict[str, dict[str, Any]]]) -> dict[str, Any] | None:
-    """One record by its tag-store key: a row of a table, or a record inside an object (each
-    object read once per extract, however many of the person's records it holds)."""
-    if isinstance(backend, ObjectStore):
-        ref, pk = split_record_key(key)
-        if (source.name, ref) not in objects:
-            object_key = object_keys(tag_engine, source, {ref}).get(ref)
-            read = read_records(backend, source, object_key) if object_key else None
-            objects[(source.name, ref)] = {str(r[source.primary_key]): r for r in (read[1] if read else [])}
-        return objects[(source.name, ref)].get(pk)
-    table = Table(source.table, MetaData(), autoload_with=backend)
-    pk_column = table.c[source.primary_key]
-    typed_key = int(key) if pk_column.type.python_type is int else key
-    with backend.connect() as conn:
-        row = conn.execute(select(table).where(pk_column == typed_key)).mappings().first()
-    return dict(row) if row is not None else None

@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, delete, select, update
+from sqlalchemy import Engine, delete, select
 
 from lifecycle.catalog import Catalog, Source
-from lifecycle.object_enforce import apply_changes
-from lifecycle.objects import ObjectStore
+from lifecycle.stores import RecordChange, open_store
 from lifecycle.erasure import RecordAction
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.policy import Policy
@@ -131,28 +130,17 @@ def rectify(
             customer = controller[0]["controller"] if controller else "unknown"
             outcome.forwarded[customer] = outcome.forwarded.get(customer, 0) + 1
             continue
-        engine = source_engines[source.connection]
-        if isinstance(engine, ObjectStore):
-            changed = dry_run or _rectify_in_object(engine, tag_engine, source, key, column, kind, old_hash,
-                                                    getattr(checked, kind), hasher, today.year)
-            if changed:
-                outcome.per_source[source_name] = outcome.per_source.get(source_name, 0) + 1
-            if changed and not dry_run:
-                _reindex(tag_engine, source, key, column, kind, new_hash)
-            continue
-        t = Table(source.table, MetaData(), autoload_with=engine)
-        pk = t.c[source.primary_key]
-        typed = int(key) if pk.type.python_type is int else key
-        with engine.connect() as conn:
-            current = conn.execute(select(t.c[column]).where(pk == typed)).scalar()
-        if current is None or hasher.reference(kind, current, today.year) != old_hash:
-            continue
-        outcome.per_source[source_name] = outcome.per_source.get(source_name, 0) + 1
+        store = open_store(source, source_engines[source.connection], tag_engine)
         if dry_run:
-            continue
-        with engine.begin() as conn:
-            conn.execute(update(t).where(pk == typed).values({column: getattr(checked, kind)}))
-        _reindex(tag_engine, source, key, column, kind, new_hash)
+            current = store.read([key]).get(key, {}).get(column)
+            changed = hasher.reference(kind, current, today.year) == old_hash if current is not None else False
+        else:
+            changed = store.change({key: _rectifier(column, kind, old_hash, getattr(checked, kind), hasher,
+                                                    today.year)}).records > 0
+        if changed:
+            outcome.per_source[source_name] = outcome.per_source.get(source_name, 0) + 1
+        if changed and not dry_run:
+            _reindex(tag_engine, source, key, column, kind, new_hash)
     return outcome
 
 
@@ -165,11 +153,10 @@ def _reindex(tag_engine: Engine, source: Source, key: str, column: str, kind: st
             category=source.columns[column].category, free_text=False))
 
 
-def _rectify_in_object(store: ObjectStore, tag_engine: Engine, source: Source, key: str, column: str, kind: str,
-                       old_hash: str, new_value: str, hasher: SubjectHasher, year: int) -> bool:
-    """Replace the value in the record inside its object, only where it still is the old one."""
+def _rectifier(column: str, kind: str, old_hash: str, new_value: str, hasher: SubjectHasher, year: int) -> RecordChange:
+    """Replace the value in the record, only where it still is the old one."""
     def change(record: dict[str, Any]) -> dict[str, Any]:
         if hasher.reference(kind, record.get(column), year) != old_hash:
             return record
         return {**record, column: new_value}
-    return apply_changes(store, tag_engine, source, {key: change}).records_changed > 0
+    return change

@@ -17,13 +17,21 @@ from sqlalchemy.sql.elements import TextClause
 SQL_DIR = Path(os.environ.get("LIFECYCLE_SQL_DIR", Path(__file__).resolve().parents[1] / "include" / "sql"))
 
 
+# A dialect that speaks another's SQL: SQLAlchemy names the dialect of a ``mariadb+pymysql://``
+# URL "mariadb" (of ``mysql+pymysql://`` "mysql", whichever server answers), and MariaDB runs
+# the MySQL statements.
+_FALLBACK = {"mariadb": "mysql"}
+
+
 @lru_cache(maxsize=128)
 def load_sql(name: str, dialect: str) -> str:
-    """include/sql/<dialect>/<name>.sql if present, else include/sql/<name>.sql."""
-    for candidate in (SQL_DIR / dialect / f"{name}.sql", SQL_DIR / f"{name}.sql"):
+    """include/sql/<dialect>/<name>.sql if present, else that of the dialect it falls back to
+    (mariadb: mysql), else include/sql/<name>.sql."""
+    dialects = [dialect] + ([_FALLBACK[dialect]] if dialect in _FALLBACK else [])
+    for candidate in [SQL_DIR / d / f"{name}.sql" for d in dialects] + [SQL_DIR / f"{name}.sql"]:
         if candidate.is_file():
             return candidate.read_text(encoding="utf-8")
-    raise FileNotFoundError(f"no SQL statement {name!r} in {SQL_DIR}")
+    raise FileNotFoundError(f"no SQL statement {name!r} for dialect {dialect!r} in {SQL_DIR}")
 
 
 def statement(engine: Engine, name: str, **identifiers: str) -> TextClause:

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Engine, MetaData, Table, and_, func, literal_column, or_, select
+from sqlalchemy import Engine, Table, and_, func, literal_column, or_, select
 
-from lifecycle.catalog import Catalog, Source
+from lifecycle.catalog import Source
 from lifecycle.identifiers import normalise_email, normalise_personnummer, normalise_phone
 from lifecycle.objects import MalformedObjectError, ObjectStore
 from lifecycle.requests import SubjectIdentifiers
@@ -104,19 +104,12 @@ class SourceCheck:
         return asdict(self)
 
 
-def verify_in_sources(catalog: Catalog, backends: dict[str, Any], probe: Probe,
-                      allowed: set[tuple[str, str]]) -> list[SourceCheck]:
-    """Search every catalogued source for the person. ``allowed``: (source, record key) pairs
-    that may keep the person (held by law, forwarded to their controller)."""
+def verify_in_sources(stores: dict[str, Any], probe: Probe, allowed: set[tuple[str, str]]) -> list[SourceCheck]:
+    """Search every source's store for the person. ``allowed``: (source, record key) pairs that
+    may keep the person (held by law, forwarded to their controller)."""
     checks = []
-    for source in catalog.sources.values():
-        backend = backends.get(source.connection)
-        if backend is None:
-            continue
-        if isinstance(backend, ObjectStore):
-            check = _check_objects(backend, source, probe, allowed)
-        else:
-            check = _check_table(backend, source, probe, allowed)
+    for store in stores.values():
+        check = store.find(probe, allowed)
         if check.records_found or check.old_versions_left:
             check.status = "failed"
         elif check.objects_unreadable:
@@ -171,18 +164,10 @@ def _text_prefilter(engine: Engine, t: Table, source: Source, probe: Probe) -> l
     return conditions
 
 
-_TABLES: dict[tuple[str, str], Table] = {}
+def check_table(engine: Engine, source: Source, probe: Probe, allowed: set[tuple[str, str]]) -> SourceCheck:
+    from lifecycle.stores.table import reflect
 
-
-def _reflect(engine: Engine, source: Source) -> Table:
-    key = (engine.url.render_as_string(hide_password=True), source.table or "")
-    if key not in _TABLES:
-        _TABLES[key] = Table(source.table, MetaData(), autoload_with=engine)
-    return _TABLES[key]
-
-
-def _check_table(engine: Engine, source: Source, probe: Probe, allowed: set[tuple[str, str]]) -> SourceCheck:
-    t = _reflect(engine, source)
+    t = reflect(engine, source.table or "")
     pk = t.c[source.primary_key]
     structured, checked = _conditions(engine, t, source, probe)
     check = SourceCheck(source.name, "table", identifier_columns=checked, free_text_columns=list(source.free_text_columns),
@@ -205,7 +190,7 @@ def _check_table(engine: Engine, source: Source, probe: Probe, allowed: set[tupl
 # -- object storage -----------------------------------------------------------------------------
 
 
-def _check_objects(store: ObjectStore, source: Source, probe: Probe, allowed: set[tuple[str, str]]) -> SourceCheck:
+def check_objects(store: ObjectStore, source: Source, probe: Probe, allowed: set[tuple[str, str]]) -> SourceCheck:
     """Every object under the source's prefix is read (a bucket has no query to ask), and so is
     every older version still kept: an old version of a rewritten object holds what was erased."""
     from lifecycle.object_scan import read_records  # object_scan imports the scan machinery

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
-
 from lifecycle.enforce import enforce_source
 from lifecycle.keys import ensure_installation_key
 from lifecycle.errors import KeyMismatchError, ValidationFailedError
@@ -20,8 +18,6 @@ from lifecycle.plan import build_plan, register_run, summarise_plan
 from lifecycle.report import build_report, summary_lines, write_report
 from lifecycle.register import check_register, load_mechanisms
 from lifecycle.requests import open_requests
-from lifecycle.object_scan import scan_object_source
-from lifecycle.scan import scan_source
 from lifecycle.sqlfiles import statement
 from lifecycle_airflow import runtime
 
@@ -56,22 +52,18 @@ def selected_sources(params: dict[str, Any]) -> list[str]:
 def scan(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
     policy, catalog = runtime.load_config(runtime.settings())
     source = catalog.source(source_name)
-    common = dict(tag_engine=runtime.tag_store_engine(), hasher=runtime.hasher(), run_id=context["run_id"],
-                  logical_date=runtime.logical_date(context), full_rescan=bool(context["params"].get("full_rescan")),
-                  rotate_key=bool(context["params"].get("rotate_key")),
-                  progress=progress_logger(f"scan {source.name}"))
-    if source.is_object_source:
-        stats = scan_object_source(source, policy, store=runtime.object_store(source.connection), **common)
-    else:
-        stats = scan_source(source, policy, source_engine=runtime.source_engine(source.connection),
-                            catalog_file=str(runtime.settings().catalog_path), **common)
+    store = runtime.store(source, runtime.tag_store_engine())
+    stats = store.scan(policy, hasher=runtime.hasher(), run_id=context["run_id"], logical_date=runtime.logical_date(context),
+                       full_rescan=bool(context["params"].get("full_rescan")),
+                       rotate_key=bool(context["params"].get("rotate_key")),
+                       progress=progress_logger(f"scan {source.name}"), catalog_file=str(runtime.settings().catalog_path))
     log.info("scanned %s (%s%s): %d records read, %d tags, %d violations, %d identifiers in free text, "
              "%d deleted records dropped, in %.2fs", source.name, stats.mode,
              f": {stats.full_reason}" if stats.full_reason else "", stats.records, stats.tags, stats.violations,
              stats.free_text_refs, stats.deleted, stats.seconds)
     for finding in stats.schema_findings:
         log.warning("schema drift in %s: %s %s", source.name, finding["finding"], finding["column"])
-    if source.is_object_source:
+    if stats.objects_read or stats.objects_unchanged:
         log.info("%s: %d objects read, %d unchanged since the last scan", source.name, stats.objects_read,
                  stats.objects_unchanged)
     for finding in stats.object_findings:  # objects by keyed reference: their keys may name people
@@ -136,7 +128,7 @@ def enforce(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
     stats = enforce_source(
         source,
         summarise_plan(engine, source, run_id),
-        source_engine=runtime.backend(source),
+        source_engine=runtime.store(source, engine),
         tag_engine=engine,
         run_id=run_id,
         dry_run=bool(params.get("dry_run")),

@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pendulum
 from sqlalchemy import Engine
@@ -18,6 +17,9 @@ from lifecycle.identifiers import SubjectHasher
 from lifecycle.objects import Encryption, ObjectStore
 from lifecycle.policy import Policy, load_policy
 from lifecycle.sinks import ArtifactSink
+from lifecycle.stores import ConnectionInfo, RecordStore, backend_for, open_store
+from lifecycle.stores import storage as storage_store
+from lifecycle.stores import table as table_store
 from lifecycle.settings import HASH_SECRET_ENV, PROJECT_ROOT, Settings, hasher_from_secret
 
 TAG_STORE_CONN_ID = "lifecycle_tagstore"
@@ -64,19 +66,13 @@ def connection_url(conn_id: str) -> tuple[str, str | None]:
 
 def url_of(conn: Any, conn_id: str) -> tuple[str, str | None]:
     """SQLAlchemy URL and schema of a Connection object (task SDK or metadata model alike)."""
-    extra: dict[str, Any] = conn.extra_dejson or {}
-    schema = extra.get("search_path")
-    if extra.get("sqlalchemy_url"):
-        return str(extra["sqlalchemy_url"]), schema
-    if conn.conn_type == "sqlite":
-        return f"sqlite:///{conn.host}", None
-    if conn.conn_type in ("postgres", "postgresql"):
-        auth = quote(conn.login or "", safe="")
-        if conn.password:
-            auth += ":" + quote(conn.password, safe="")
-        host = f"{conn.host or 'localhost'}:{conn.port or 5432}"
-        return f"postgresql+psycopg://{auth + '@' if auth else ''}{host}/{conn.schema or ''}", schema
-    raise ValueError(f"connection {conn_id!r}: type {conn.conn_type!r} is not supported (sqlite, postgres)")
+    return table_store.url_of(connection_info(conn, conn_id))
+
+
+def connection_info(conn: Any, conn_id: str) -> ConnectionInfo:
+    """An Airflow Connection's fields for the domain package, which has no Airflow import."""
+    return ConnectionInfo(conn_id, conn.conn_type or "", conn.host, conn.login, conn.password, conn.port, conn.schema,
+                          dict(conn.extra_dejson or {}))
 
 
 def source_engine(conn_id: str) -> Engine:
@@ -85,25 +81,26 @@ def source_engine(conn_id: str) -> Engine:
 
 
 def object_store(conn_id: str, encryption: Encryption = Encryption()) -> ObjectStore:
-    """A boto3 S3 client from an Airflow AWS Connection, read the way the Amazon provider's
-    AwsBaseHook reads one: login = access key id, password = secret access key, extras
-    ``endpoint_url`` (any S3-compatible store) and ``region_name``. Without login the client
-    falls back to boto3's own chain (instance role, environment)."""
+    """A boto3 S3 client from an Airflow AWS Connection (see lifecycle.stores.storage.backend)."""
     from airflow.sdk import Connection
 
-    conn = Connection.get(conn_id)
-    extra: dict[str, Any] = conn.extra_dejson or {}
-    return ObjectStore.connect(endpoint_url=extra.get("endpoint_url") or extra.get("host"),
-                               access_key=conn.login or None, secret_key=conn.password or None,
-                               region=extra.get("region_name"), encryption=encryption)
+    client = storage_store.backend(connection_info(Connection.get(conn_id), conn_id))
+    client.encryption = encryption
+    return client
 
 
-def backend(source: Source) -> Engine | ObjectStore:
-    """Where a source's records live: a SQL engine, or the object store of a bucket source."""
-    return object_store(source.connection) if source.is_object_source else source_engine(source.connection)
+def backend(source: Source) -> Any:
+    """The client a source's kind of store needs (SQL engine, S3 client, ...), from its Connection."""
+    from airflow.sdk import Connection
+
+    return backend_for(source, connection_info(Connection.get(source.connection), source.connection))
 
 
-def source_engines(catalog: Catalog) -> dict[str, Engine | ObjectStore]:
+def store(source: Source, tag_engine: Engine) -> RecordStore:
+    return open_store(source, backend(source), tag_engine)
+
+
+def source_engines(catalog: Catalog) -> dict[str, Any]:
     """One backend per Connection the catalog names."""
     by_conn = {s.connection: s for s in catalog.sources.values()}
     return {conn_id: backend(source) for conn_id, source in by_conn.items()}

@@ -7,7 +7,8 @@ run of ``lifecycle_subject_request`` ends (success or failure) the listener in
 ``plugins/lifecycle_scrub.py`` calls :func:`scrub_run`, which rewrites those records so that each
 identifier reads ``keyed:<hash>``, the same keyed hash (HMAC-SHA256 of the normalised value) the
 request ledger and certificates use. The raw value is never kept: without a keyed-hash secret it
-becomes ``removed``.
+becomes ``removed``. Audit-log entries of triggers the API refused (no run ever ends for them)
+are swept at the same time.
 
 The pure functions (:func:`scrub_conf`, :func:`hunted_forms`, :func:`scrub_text`,
 :func:`scrub_json`) take a conf and a hasher; :func:`scrub_run` is the thin database layer and
@@ -248,15 +249,17 @@ def scrub_run(session: Any, dag_run: Any, hasher: SubjectHasher | None) -> dict[
     counts = {"fields": changed_fields(conf, scrubbed), "log": 0, "rendered": 0, "xcom": 0, "notes": 0}
     if scrubbed != conf:
         dag_run.conf = scrubbed
-    if not forms:  # the raw values are known only until the conf is scrubbed: a second call finds none
-        return counts
-    parts = {"log": lambda conn: _scrub_log(conn, dag_run, forms, hasher, year),
-             "rendered": lambda conn: _scrub_rendered(conn, dag_run, forms),
-             "xcom": lambda conn: _scrub_xcom(conn, dag_run, forms),
-             "notes": lambda conn: _scrub_notes(conn, dag_run, forms)}
+    # The raw values are known only until the conf is scrubbed: a second call finds none. The
+    # sweep of rejected triggers needs none of them.
+    parts = {"sweep": lambda conn: _sweep_trigger_log(conn, dag_run.dag_id, hasher)}
+    if forms:
+        parts = {"log": lambda conn: _scrub_log(conn, dag_run, forms, hasher, year), **parts,
+                 "rendered": lambda conn: _scrub_rendered(conn, dag_run, forms),
+                 "xcom": lambda conn: _scrub_xcom(conn, dag_run, forms),
+                 "notes": lambda conn: _scrub_notes(conn, dag_run, forms)}
     for name, part in parts.items():
         try:
-            counts[name] = _guarded(session, lambda p=part: p(session.connection()))
+            counts["log" if name == "sweep" else name] += _guarded(session, lambda p=part: p(session.connection()))
         except Exception:  # noqa: BLE001 - never break the run's end; the failure is logged
             log.exception("could not scrub %s of run %s", name, dag_run.run_id)
     return counts
@@ -276,6 +279,36 @@ def _scrub_log(conn: Any, dag_run: Any, forms: dict[str, str], hasher: SubjectHa
     n = 0
     for log_id, extra in rows:
         new = scrub_log_extra(extra, forms, hasher, year)
+        if new != extra:
+            conn.execute(update(t).where(t.c.id == log_id).values(extra=new))
+            n += 1
+    return n
+
+
+def _sweep_trigger_log(conn: Any, dag_id: str, hasher: SubjectHasher | None) -> int:
+    """Audit-log entries of the DAG that still carry a raw conf. The API logs a trigger before it
+    validates the params, so a trigger it rejects (say, a malformed e-mail: HTTP 400) leaves the
+    form's values in the log with no run whose end would scrub them; they go at the end of the
+    next request run. Entries of requests still going are scrubbed early, which is harmless: the
+    run reads its conf, not the log."""
+    from sqlalchemy import select, update
+
+    from airflow.models.log import Log
+
+    t = Log.__table__
+    rows = conn.execute(select(t.c.id, t.c.extra, t.c.dttm).where(
+        t.c.dag_id == dag_id, t.c.extra.contains('"conf"', autoescape=True),
+        t.c.extra.not_like("%keyed:%"), t.c.extra.not_like('%"removed"%'))).all()
+    n = 0
+    for log_id, extra, dttm in rows:
+        try:
+            body = json.loads(extra)
+        except ValueError:
+            continue
+        if not isinstance(body, dict) or not isinstance(body.get("conf"), dict):
+            continue
+        year = reference_year(dttm, None)
+        new = scrub_log_extra(extra, hunted_forms(body["conf"], hasher, year), hasher, year)
         if new != extra:
             conn.execute(update(t).where(t.c.id == log_id).values(extra=new))
             n += 1

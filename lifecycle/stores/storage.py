@@ -1,0 +1,89 @@
+"""Records inside objects of an S3 bucket (CSV, JSON Lines, JSON; gzip): lifecycle.objects reads
+and writes them, lifecycle.object_scan tags them, lifecycle.object_enforce rewrites them (one
+PUT per object, then every older version deleted)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine
+
+from lifecycle.catalog import Source
+from lifecycle.identifiers import SubjectHasher
+from lifecycle.object_enforce import ObjectStats, anonymiser, apply_changes, erase, object_keys
+from lifecycle.object_scan import read_records, scan_object_source, split_record_key
+from lifecycle.objects import ObjectStore
+from lifecycle.policy import Policy
+from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
+
+
+class Store:
+    """A source's records in the objects under a bucket prefix."""
+
+    count_names = ("objects_rewritten", "objects_deleted", "versions_removed", "delete_markers_removed",
+                   "delete_retries", "skipped_objects")
+
+    def __init__(self, source: Source, client: ObjectStore, tag_engine: Engine, *, crash_after_write: bool = False) -> None:
+        self.source, self.client, self.tag_engine = source, client, tag_engine
+        self.crash_after_write = crash_after_write  # crash tests: die between the PUT and the version purge
+
+    def scan(self, policy: Policy, *, hasher: SubjectHasher, run_id: str, logical_date: date,
+             full_rescan: bool = False, progress: Callable[[int, int], None] | None = None,
+             rotate_key: bool = False, catalog_file: str = "catalog") -> Any:
+        return scan_object_source(self.source, policy, store=self.client, tag_engine=self.tag_engine, hasher=hasher,
+                                  run_id=run_id, logical_date=logical_date, full_rescan=full_rescan, progress=progress,
+                                  rotate_key=rotate_key)
+
+    def _apply(self, changes: dict[str, RecordChange]) -> Changed:
+        if not changes:
+            return Changed()
+        done: ObjectStats = apply_changes(self.client, self.tag_engine, self.source, changes,
+                                          crash_after_write=self.crash_after_write)
+        counts = {k: v for k, v in done.to_dict().items() if isinstance(v, int) and k != "records_changed"}
+        return Changed(done.records_changed, tuple(done.skipped_keys), counts)
+
+    def erase(self, keys: Sequence[str]) -> Changed:
+        return self._apply({k: erase for k in keys})
+
+    def anonymise(self, keys: Sequence[str], columns: Sequence[str]) -> Changed:
+        if not columns:
+            return Changed()
+        change = anonymiser(self.source, list(columns))
+        return self._apply({k: change for k in keys})
+
+    def change(self, changes: dict[str, RecordChange]) -> Changed:
+        return self._apply(changes)
+
+    def read(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each object read once, however many of the records it holds."""
+        by_object: dict[str, dict[str, str]] = defaultdict(dict)
+        for key in keys:
+            ref, pk = split_record_key(key)
+            by_object[ref][pk] = key
+        found = {}
+        locations = object_keys(self.tag_engine, self.source, set(by_object))
+        for ref, wanted in by_object.items():
+            object_key = locations.get(ref)
+            read = read_records(self.client, self.source, object_key) if object_key else None
+            for record in read[1] if read else []:
+                key = wanted.get(str(record[self.source.primary_key]))
+                if key is not None:
+                    found[key] = record
+        return found
+
+    def find(self, probe: Any, allowed: set[tuple[str, str]]) -> Any:
+        from lifecycle.verify import check_objects
+
+        return check_objects(self.client, self.source, probe, allowed)
+
+
+def backend(conn: ConnectionInfo) -> ObjectStore:
+    """A boto3 S3 client from an AWS Connection, read the way the Amazon provider's AwsBaseHook
+    reads one: login = access key id, password = secret access key, extras ``endpoint_url`` (any
+    S3-compatible store) and ``region_name``. Without login boto3's own chain applies."""
+    return ObjectStore.connect(endpoint_url=conn.extra.get("endpoint_url") or conn.extra.get("host"),
+                               access_key=conn.login or None, secret_key=conn.password or None,
+                               region=conn.extra.get("region_name"))

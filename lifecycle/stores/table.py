@@ -1,0 +1,165 @@
+"""Records in a SQL table, on any SQLAlchemy dialect with its overrides in include/sql/<dialect>/.
+
+Writes are set-based statements per batch of keys, under the source's writer lock; a change of
+single records (redaction, rectification) reads the batch, computes the new values in Python
+and writes back only the columns that differ, in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Table, bindparam, select, update
+
+from lifecycle.catalog import Source
+from lifecycle.db import lock_source, make_engine, mysql_url
+from lifecycle.detect import REDACTED
+from lifecycle.identifiers import SubjectHasher
+from lifecycle.policy import Policy
+from lifecycle.sqlfiles import load_sql, quote_identifier, statement
+from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
+
+_REFLECTED: dict[tuple[str, str], Table] = {}
+
+
+def reflect(engine: Engine, table_name: str) -> Table:
+    """The table, reflected once per engine and table: reflection costs a round trip per column
+    on PostgreSQL, far more than a request's own work."""
+    key = (engine.url.render_as_string(hide_password=True), table_name)
+    if key not in _REFLECTED:
+        _REFLECTED[key] = Table(table_name, MetaData(), autoload_with=engine)
+    return _REFLECTED[key]
+
+
+def assignments(engine: Engine, source: Source, columns: Sequence[str]) -> str:
+    """SET clauses for each column's anonymisation strategy (null, redact, email_domain)."""
+    parts = []
+    for name in columns:
+        strategy = source.columns[name].anonymise
+        col = quote_identifier(engine, name)
+        if strategy == "null":
+            parts.append(f"{col} = NULL")
+        elif strategy == "redact":
+            parts.append(f"{col} = :redacted")
+        elif strategy == "email_domain":
+            parts.append(f"{col} = " + load_sql("email_domain", engine.dialect.name).strip().format(column=col))
+    return ", ".join(parts)
+
+
+class Store:
+    """A source's table in a SQL database."""
+
+    count_names: tuple[str, ...] = ()
+
+    def __init__(self, source: Source, engine: Engine, tag_engine: Engine, **_: Any) -> None:
+        self.source, self.engine, self.tag_engine = source, engine, tag_engine
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def _key_type(self) -> Callable[[str], Any]:
+        try:
+            python_type = reflect(self.engine, self.source.table or "").c[self.source.primary_key].type.python_type
+        except NotImplementedError:
+            return str
+        return python_type if python_type in (int, str) else str
+
+    def _typed(self, keys: Sequence[str]) -> list[Any]:
+        to_key = self._key_type()
+        return [to_key(k) for k in keys]
+
+    # -- the protocol -----------------------------------------------------------------------
+
+    def scan(self, policy: Policy, *, hasher: SubjectHasher, run_id: str, logical_date: date,
+             full_rescan: bool = False, progress: Callable[[int, int], None] | None = None,
+             rotate_key: bool = False, catalog_file: str = "catalog") -> Any:
+        from lifecycle.scan import scan_source
+
+        return scan_source(self.source, policy, source_engine=self.engine, tag_engine=self.tag_engine, hasher=hasher,
+                           run_id=run_id, logical_date=logical_date, full_rescan=full_rescan, progress=progress,
+                           catalog_file=catalog_file, rotate_key=rotate_key)
+
+    def erase(self, keys: Sequence[str]) -> Changed:
+        stmt = statement(self.engine, "erase_records", table=self.source.table or "", primary_key=self.source.primary_key)
+        return Changed(self._execute(stmt, {"keys": self._typed(keys)}))
+
+    def anonymise(self, keys: Sequence[str], columns: Sequence[str]) -> Changed:
+        if not columns:
+            return Changed()
+        stmt = statement(self.engine, "anonymise_columns", table=self.source.table or "",
+                         primary_key=self.source.primary_key,
+                         assignments_sql=assignments(self.engine, self.source, columns))
+        params: dict[str, Any] = {"keys": self._typed(keys)}
+        if ":redacted" in stmt.text:
+            params["redacted"] = REDACTED
+        return Changed(self._execute(stmt, params))
+
+    def _execute(self, stmt: Any, params: dict[str, Any]) -> int:
+        with self.engine.begin() as conn:
+            lock_source(conn, self.source.name)
+            return int(conn.execute(stmt.bindparams(bindparam("keys", expanding=True)), params).rowcount or 0)
+
+    def change(self, changes: dict[str, RecordChange]) -> Changed:
+        if not changes:
+            return Changed()
+        t = reflect(self.engine, self.source.table or "")
+        pk = t.c[self.source.primary_key]
+        columns = [t.c[c] for c in self.source.referenced_columns() if c in t.c and c != self.source.primary_key]
+        by_key = dict(zip(self._typed(list(changes)), changes.values()))
+        changed = 0
+        with self.engine.begin() as conn:
+            lock_source(conn, self.source.name)
+            rows = conn.execute(select(pk, *columns).where(pk.in_(list(by_key)))).mappings().all()
+            per_column: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for row in rows:
+                record = dict(row)
+                new = by_key[row[self.source.primary_key]](dict(record))
+                if new is None:
+                    raise ValueError("a record change that drops the record is an erasure: use erase()")
+                diff = {c: v for c, v in new.items() if c in record and v != record[c]}
+                changed += bool(diff)
+                for c, v in diff.items():
+                    per_column[c].append({"b_key": row[self.source.primary_key], "b_value": v})
+            for c, params in per_column.items():  # one executemany per column
+                conn.execute(update(t).where(pk == bindparam("b_key")).values({c: bindparam("b_value")}), params)
+        return Changed(changed)
+
+    def read(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        t = reflect(self.engine, self.source.table or "")
+        pk = t.c[self.source.primary_key]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(pk.in_(self._typed(keys)))).mappings().all()
+        return {str(r[self.source.primary_key]): dict(r) for r in rows}
+
+    def find(self, probe: Any, allowed: set[tuple[str, str]]) -> Any:
+        from lifecycle.verify import check_table
+
+        return check_table(self.engine, self.source, probe, allowed)
+
+
+def backend(conn: ConnectionInfo) -> Engine:
+    url, schema = url_of(conn)
+    return make_engine(url, schema=schema)
+
+
+def url_of(conn: ConnectionInfo) -> tuple[str, str | None]:
+    """SQLAlchemy URL and schema of a Connection: extra ``sqlalchemy_url`` overrides the rest;
+    extra ``search_path`` names a PostgreSQL schema."""
+    from urllib.parse import quote
+
+    schema = conn.extra.get("search_path")
+    if conn.extra.get("sqlalchemy_url"):
+        return str(conn.extra["sqlalchemy_url"]), schema
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.host}", None
+    if conn.conn_type in ("postgres", "postgresql"):
+        auth = quote(conn.login or "", safe="")
+        if conn.password:
+            auth += ":" + quote(conn.password, safe="")
+        host = f"{conn.host or 'localhost'}:{conn.port or 5432}"
+        return f"postgresql+psycopg://{auth + '@' if auth else ''}{host}/{conn.schema or ''}", schema
+    if conn.conn_type in ("mysql", "mariadb"):  # MySQL or MariaDB: schema = the database
+        return mysql_url(conn.login, conn.password, conn.host, conn.port, conn.schema, conn_id=conn.conn_id), None
+    raise ValueError(f"connection {conn.conn_id!r}: type {conn.conn_type!r} is not supported (sqlite, postgres, mysql)")
