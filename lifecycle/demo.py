@@ -31,6 +31,7 @@ from dateutil.relativedelta import relativedelta
 from faker import Faker
 from sqlalchemy import Column, Date, DateTime, Engine, Integer, MetaData, Numeric, String, Table, Text, text
 
+from lifecycle.catalog import _identifier
 from lifecycle.db import make_engine
 from lifecycle.identifiers import luhn_check_digit  # noqa: F401 - re-exported for callers of the demo
 
@@ -670,8 +671,9 @@ def _chunks(maker: RowMaker, count: int, world: World, tracked: bool) -> Iterato
 def generate(
     url: str, *, rows: int = 200, seed: int = 42, as_of: date, schema: str | None = None, progress: bool = False
 ) -> dict[str, int]:
-    """Drop and recreate the demo tables in ``url`` (in ``schema`` on PostgreSQL, created if
-    missing) and fill them; returns the rows written per table."""
+    """Drop and recreate the demo tables in ``url`` (in ``schema`` on PostgreSQL, or the database
+    ``schema`` on MySQL and MariaDB, created if missing) and fill them; returns the rows written
+    per table."""
     world = World(seed=seed, rows=rows, as_of=as_of)
     plan = volumes(rows)
     metadata = MetaData()
@@ -694,16 +696,21 @@ def generate(
 
 
 def _engine(url: str, schema: str | None) -> Engine:
-    if schema and url.startswith("postgresql"):
-        from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, make_url
 
+    backend = make_url(url).get_backend_name()
+    if schema and backend in ("postgresql", "mysql", "mariadb"):
+        _identifier(schema)
+        # MySQL and MariaDB: a schema is a database.
+        create = (f'CREATE SCHEMA IF NOT EXISTS "{schema}"' if backend == "postgresql"
+                  else f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4")
         bootstrap = create_engine(url)
         try:
             with bootstrap.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                conn.execute(text(create))
         finally:
             bootstrap.dispose()
-    return make_engine(url, schema=schema)  # validates the schema name; sets the search_path
+    return make_engine(url, schema=schema)  # sets the search_path (PostgreSQL) or the database (MySQL)
 
 
 @contextmanager
@@ -724,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--as-of", type=date.fromisoformat, required=True,
                         help="YYYY-MM-DD, the date retention is measured from")
-    parser.add_argument("--schema", default=None, help="PostgreSQL schema for the tables (created if missing)")
+    parser.add_argument("--schema", default=None, help="PostgreSQL schema, or MySQL/MariaDB database, for the tables (created if missing)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
     args = parser.parse_args(argv)
     written = generate(args.url, rows=args.rows, seed=args.seed, as_of=args.as_of, schema=args.schema,

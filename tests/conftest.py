@@ -1,4 +1,5 @@
-"""Shared fixtures: every SQL path runs on SQLite and on the real PostgreSQL server."""
+"""Shared fixtures: every SQL path runs on SQLite and on the real PostgreSQL server (and, for
+sources, on the real MariaDB server: tests/test_mariadb.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 
 PG_URL = os.environ.get("LIFECYCLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("LIFECYCLE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4")
 
 @dataclass(frozen=True)
 class Database:
@@ -74,6 +76,41 @@ def pg_schema() -> Iterator[str]:
     with engine.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+def _mariadb_available() -> None:
+    engine = create_engine(MARIADB_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as e:  # noqa: BLE001
+        pytest.fail(f"MariaDB is required at {MARIADB_URL} and did not answer: {e}. Start it (see .ci/run).",
+                    pytrace=False)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def mariadb() -> Iterator[str]:
+    """The URL of a fresh database on the MariaDB server (``lc_test_<id>``), dropped afterwards."""
+    from sqlalchemy import make_url
+
+    from lifecycle import db as lifecycle_db
+
+    _mariadb_available()
+    name = f"lc_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(MARIADB_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    url = make_url(MARIADB_URL).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    for key, engine in list(lifecycle_db._ENGINES.items()):  # pools of the dropped database
+        if make_url(key[1]).database == name or key[2] == name:
+            engine.dispose()
+            del lifecycle_db._ENGINES[key]
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
 
 
 def _database(kind: str, tmp_path: Path, request: pytest.FixtureRequest, name: str) -> Database:

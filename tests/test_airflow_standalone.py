@@ -297,10 +297,11 @@ def _tables_holding(dump: str, forms: set[str]) -> dict[str, list[str]]:
 
 
 def test_a_subject_request_leaves_no_identifiers_in_airflows_records(standalone: Standalone) -> None:
-    """Two requests through the REST API -- one that succeeds (erasure dry run), one that fails
-    validation (a personnummer with a wrong check digit) -- and, once each has ended, not one of
-    the person's identifiers is left anywhere in Airflow's metadata database (a full pg_dump) or
-    its task logs: the run's conf holds keyed references, the audit log's trigger entries too."""
+    """Requests through the REST API -- one that succeeds (erasure dry run), one that fails
+    validation (a personnummer with a wrong check digit), one the API refuses (malformed e-mail)
+    -- and, once the runs have ended, not one of the identifiers is left anywhere in Airflow's
+    metadata database (a full pg_dump) or its logs: the runs' conf holds keyed references, the
+    audit log's trigger entries too."""
     from lifecycle.identifiers import SubjectHasher, luhn_check_digit
     from lifecycle_airflow.scrub import IDENTIFIER_PARAMS, scrub_conf
 
@@ -317,6 +318,15 @@ def test_a_subject_request_leaves_no_identifiers_in_airflows_records(standalone:
     server = standalone
     _wait(parsed, 120, "the dag processor did not parse lifecycle_subject_request", server)
     hasher = SubjectHasher(os.environ["LIFECYCLE_HASH_SECRET"].encode())
+    # A trigger the API refuses (the e-mail fails the param's pattern): no run, but the audit log
+    # has recorded the request body before validating it.
+    tag = uuid.uuid4().hex[:10]
+    rejected = {"request_type": "erasure", "reference": f"DSR-SCRUB-REJECTED-{tag}", "dry_run": True,
+                "email": f"Scrub.Rejected.{tag}@Exempel", "phone": "070-555 98 76"}
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        server.api("POST", "/dags/lifecycle_subject_request/dagRuns",
+                   {"logical_date": pendulum.now("UTC").to_iso8601_string(), "conf": rejected})
+    assert refused.value.code in (400, 422)
     requests: dict[str, dict[str, Any]] = {}
     for outcome in ("success", "failed"):
         tag, probe = uuid.uuid4().hex[:10], int(uuid.uuid4().int % 10**7)
@@ -357,7 +367,11 @@ def test_a_subject_request_leaves_no_identifiers_in_airflows_records(standalone:
                 "SELECT extra FROM log WHERE event = 'trigger_dag_run' AND dag_id = 'lifecycle_subject_request'"))]
     finally:
         metadata.dispose()
-    forms: set[str] = set()
+    # The refused trigger's entry went at the end of the next request run.
+    year = pendulum.now("Europe/Stockholm").year
+    forms = _written_forms(rejected, year)
+    refused_entries = [json.loads(e) for e in triggers if rejected["reference"] in e]
+    assert len(refused_entries) == 1 and refused_entries[0]["conf"] == scrub_conf(rejected, hasher, year)
     for run_id, request in requests.items():
         params = request["params"]
         forms |= _written_forms(params, request["year"])

@@ -118,8 +118,9 @@ def test_a_finished_run_is_rewritten_in_the_metadata_database(airflow_db: None) 
     """The database layer on Airflow's own models, as the scheduler calls it: inside the session
     that ends the run, under the scheduler's guard against commits (a listener that commits, or
     closes the thread's scoped session, breaks the scheduler loop). The run's conf, the trigger's
-    audit-log entry (which has no run_id) and a note are rewritten; another run is untouched.
-    The secret is the Variable's (read through that session), as in the tasks."""
+    audit-log entry (which has no run_id) and a note are rewritten, and so is the audit-log entry
+    of a trigger the API rejected (no run); another request still running keeps its conf. The
+    secret is the Variable's (read through that session), as in the tasks."""
     from sqlalchemy import delete, select
 
     from airflow.models.dagrun import DagRun
@@ -136,6 +137,7 @@ def test_a_finished_run_is_rewritten_in_the_metadata_database(airflow_db: None) 
     conf = {**CONF, "email": f"Scrub.Probe.{probe}@Exempel.se", "reference": f"DSR-{probe}"}
     other_conf = {"request_type": "access", "reference": f"DSR-other-{probe}", "email": f"other.{probe}@exempel.se",
                   "phone": None, "personnummer": None, "name": None, "company": None, "new_value": None}
+    rejected_conf = {**other_conf, "reference": f"DSR-rejected-{probe}", "email": f"rejected.{probe}@exempel"}
     when = pendulum.now("UTC")
     ids: list[int] = []
     try:
@@ -146,9 +148,10 @@ def test_a_finished_run_is_rewritten_in_the_metadata_database(airflow_db: None) 
                 run = DagRun(dag_id=scrub.DAG_ID, run_id=f"scrub_{probe}_{i}", run_type=DagRunType.MANUAL, conf=c,
                              logical_date=when.add(seconds=i), run_after=when, state=DagRunState.RUNNING)
                 session.add(run)
+                runs.append(run)
+            for c in (conf, other_conf, rejected_conf):
                 session.add(Log(event="trigger_dag_run", dag_id=scrub.DAG_ID,
                                 extra=json.dumps({"logical_date": str(when), "conf": c, "method": "POST"})))
-                runs.append(run)
             session.flush()
             runs[0].note = (f"called back on {conf['phone']}", None)
             session.commit()
@@ -157,19 +160,18 @@ def test_a_finished_run_is_rewritten_in_the_metadata_database(airflow_db: None) 
                 runs[0].state = DagRunState.FAILED
                 counts = scrub.on_run_ended(runs[0])
                 guard.commit()
-            assert counts == {"fields": 6, "log": 1, "rendered": 0, "xcom": 0, "notes": 1}
+            assert counts == {"fields": 6, "log": 3, "rendered": 0, "xcom": 0, "notes": 1}
         with create_session() as session:
             stored = {r.id: r for r in session.scalars(select(DagRun).where(DagRun.id.in_(ids)))}
             mine = stored[ids[0]]
             assert mine.state == DagRunState.FAILED and mine.conf == scrub_conf(conf, hasher, when.year)
             assert mine.note == f"called back on {mine.conf['phone']}"
-            assert stored[ids[1]].conf == other_conf  # another request's run, still running: untouched
-            extras = [e for e in session.scalars(select(Log.extra).where(Log.dag_id == scrub.DAG_ID))
-                      if probe in (e or "")]
-            assert len(extras) == 2
-            logged = [json.loads(e) for e in extras if f"DSR-{probe}" in e]
-            assert len(logged) == 1 and logged[0]["conf"] == mine.conf
-            assert conf["email"].lower() not in "".join(extras).lower() and other_conf["email"] in "".join(extras)
+            assert stored[ids[1]].conf == other_conf  # another request's run, still running: its conf untouched
+            extras = {json.loads(e)["conf"]["reference"]: json.loads(e)["conf"] for e in
+                      session.scalars(select(Log.extra).where(Log.dag_id == scrub.DAG_ID)) if probe in (e or "")}
+            assert extras == {f"DSR-{probe}": mine.conf, f"DSR-other-{probe}": scrub_conf(other_conf, hasher, when.year),
+                              f"DSR-rejected-{probe}": scrub_conf(rejected_conf, hasher, when.year)}
+            assert extras[f"DSR-rejected-{probe}"]["email"] == "keyed:" + hasher.hash("email", f"rejected.{probe}@exempel")
             # Once scrubbed there is nothing left to hunt: ending again changes nothing.
             assert scrub.on_run_ended(mine) == {"fields": 0, "log": 0, "rendered": 0, "xcom": 0, "notes": 0}
     finally:

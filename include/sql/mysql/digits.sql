@@ -1,0 +1,1 @@
+REGEXP_REPLACE({column}, '[^0-9]', '')
