@@ -26,7 +26,7 @@ from lifecycle.plan import SourcePlan
 from lifecycle.redaction import redact_text
 from lifecycle.sqlfiles import statement
 from lifecycle.stores import Changed, RecordChange, RecordStore, open_store
-from lifecycle.tables import journal, record_tag, subject_ref, suppression
+from lifecycle.tables import PlanAction, journal, record_tag, subject_ref, suppression
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 class Batch:
     number: int
     scope: str  # record | fields
-    action: str  # erase | anonymise | restrict | redact (fields: mentions of erased people in free text)
+    action: PlanAction  # redact: mentions of erased people in free text (fields scope)
     category: str | None
     keys: tuple[str, ...]
 

@@ -32,7 +32,7 @@ from lifecycle.policy import Policy
 from lifecycle.requests import SubjectIdentifiers
 from lifecycle.subjects import Location, locate
 from lifecycle.verify import Probe, summarise, verify_in_sources
-from lifecycle.tables import record_tag, subject_ref, suppression
+from lifecycle.tables import RequestAction, record_tag, subject_ref, suppression
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ HELD_REASON = "erasure refused in part: legal obligation (Bokföringslagen)"
 class RecordAction:
     source: str
     record_key: str
-    action: str  # erase | hold | anonymise | redact | forward
+    action: RequestAction
     fields: tuple[str, ...] = ()
     anonymise_categories: tuple[str, ...] = ()
     lapses_on: date | None = None

@@ -58,3 +58,44 @@ class RequestNotVerifiedError(LifecycleError):
     def __init__(self, message: str, documents: object = None) -> None:
         super().__init__(message)
         self.documents = documents  # the certificate that says where
+
+
+class InvalidRequestError(LifecycleError):
+    """A request's input is malformed: nothing was read or written.
+
+    ``field`` names the form field and ``rule`` the rule it broke; the message names both and
+    never repeats the value (it may be personal data, or an attack to be kept out of logs)."""
+
+    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None) -> None:
+        self.field, self.rule = field, rule
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class RegisterError(ConfigError):
+    """The transfer-mechanism table is malformed."""
+
+
+class MalformedObjectError(LifecycleError):
+    """An object's content cannot be read as records of its source's format."""
+
+
+class ValidationRunError(LifecycleError):
+    """GX could not evaluate an expectation (a missing table, a lost search_path, a bad query)."""
+
+
+class SinkError(LifecycleError):
+    """An artifact location is malformed."""
+
+
+class ObjectDeleteError(LifecycleError):
+    """Some object versions could not be deleted, even after retries."""
+
+    def __init__(self, failures: list, attempts: int = 5) -> None:  # list[objects.DeleteFailure]
+        self.failures = failures
+        codes = sorted({f.code for f in failures})
+        super().__init__(f"{len(failures)} object version(s) could not be deleted after {attempts} attempts "
+                         f"(errors: {', '.join(codes)}); they are kept and the batch stays unfinished")
+
+
+class SimulatedCrash(RuntimeError):
+    """Raised by crash tests between writing an object and deleting its old versions."""

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -28,13 +28,11 @@ from lifecycle.keys import check_keys, ensure_installation_key
 from lifecycle.locks import source_guard
 from lifecycle.policy import Policy
 from lifecycle.report import ReportPaths
-from lifecycle.requests import SubjectIdentifiers, complete_request, register_request
+from lifecycle.requests import RequestType, SubjectIdentifiers, complete_request, register_request
 from lifecycle.rights import plan_objection, plan_withdrawal, rectify
 
 log = logging.getLogger(__name__)
 
-RequestType = Literal["erasure", "access", "rectification", "consent_withdrawal", "objection"]
-REQUEST_TYPES: tuple[str, ...] = get_args(RequestType)
 AIRFLOW_METADATA_NOTE = ("the identifiers given in the request form are replaced by keyed references in Airflow's "
                          "records of the run (its configuration, rendered fields and audit log) when the run ends")
 

@@ -22,7 +22,9 @@ from sqlalchemy import Engine, select, update
 from lifecycle.catalog import Source
 from lifecycle.db import lock_source
 from lifecycle.detect import REDACTED
+from lifecycle.errors import SimulatedCrash
 from lifecycle.objects import (
+    DELETE_ATTEMPTS,
     CLOCK_METADATA,
     MalformedObjectError,
     ObjectDeleteError,
@@ -40,10 +42,6 @@ RecordChange = Callable[[dict[str, Any]], dict[str, Any] | None]  # None: drop t
 
 # Objects rewritten at once: each rewrite is a handful of round trips, mostly waiting on the store.
 OBJECT_WORKERS = 8
-
-
-class SimulatedCrash(RuntimeError):
-    """Raised by crash tests between writing an object and deleting its old versions."""
 
 
 @dataclass
@@ -113,7 +111,7 @@ def apply_changes(store: ObjectStore, tag_engine: Engine, source: Source, change
     if failures:
         log.error("%s: versions of %d object(s) could not be deleted: %s", source.name, len(stats.failed_objects),
                   ", ".join(stats.failed_objects))
-        raise ObjectDeleteError(failures)
+        raise ObjectDeleteError(failures, DELETE_ATTEMPTS)
     return stats
 
 
@@ -196,4 +194,4 @@ def _count_purge(stats: ObjectStats, purged: Any) -> None:
     stats.delete_markers_removed += purged.delete_markers
     stats.delete_retries += purged.retries
     if purged.failures:
-        raise ObjectDeleteError(purged.failures)
+        raise ObjectDeleteError(purged.failures, DELETE_ATTEMPTS)

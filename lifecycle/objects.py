@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from lifecycle.errors import LifecycleError
+from lifecycle.errors import LifecycleError, MalformedObjectError, ObjectDeleteError  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +30,6 @@ DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
 DELETE_ATTEMPTS = 4
 CLOCK_METADATA = "lifecycle-clock"  # x-amz-meta-lifecycle-clock: the records' original date
 EXTENSIONS = {"csv": (".csv",), "jsonl": (".jsonl", ".ndjson"), "json": (".json",)}
-
-
-class MalformedObjectError(LifecycleError):
-    """An object's content cannot be read as records of its source's format."""
-
-
-class ObjectDeleteError(LifecycleError):
-    """Some object versions could not be deleted, even after retries."""
-
-    def __init__(self, failures: list[DeleteFailure]) -> None:
-        self.failures = failures
-        codes = sorted({f.code for f in failures})
-        super().__init__(f"{len(failures)} object version(s) could not be deleted after {DELETE_ATTEMPTS} attempts "
-                         f"(errors: {', '.join(codes)}); they are kept and the batch stays unfinished")
 
 
 @dataclass(frozen=True)

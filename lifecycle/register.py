@@ -16,12 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle.config_files import parse_model, read_yaml
-from lifecycle.errors import ConfigError
+from lifecycle.errors import RegisterError
 from lifecycle.policy import Policy
-
-
-class RegisterError(ConfigError):
-    """The transfer-mechanism table is malformed."""
 
 
 class Mechanism(BaseModel):

@@ -10,17 +10,19 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, get_args
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Engine, select, update
 
 from lifecycle.detect import _identity_number, _swedish_phone
-from lifecycle.errors import LifecycleError
+from lifecycle.errors import InvalidRequestError
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.tables import subject_request
 
-REQUEST_TYPES = ("erasure", "access", "rectification", "consent_withdrawal", "objection")
+# The one list of request types; lifecycle.fulfil dispatches on it.
+RequestType = Literal["erasure", "access", "rectification", "consent_withdrawal", "objection"]
+REQUEST_TYPES: tuple[str, ...] = get_args(RequestType)
 RECTIFIABLE_FIELDS = ("email", "phone")
 
 # -- what an operator may type: one named pattern per rule ---------------------------------
@@ -71,17 +73,6 @@ SQL_KEYWORDS = re.compile(
     re.IGNORECASE)
 
 _PHONE_EXAMPLE = "e.g. 070-123 45 67 or +46 70 123 45 67"
-
-
-class InvalidRequestError(LifecycleError):
-    """A request's input is malformed: nothing was read or written.
-
-    ``field`` names the form field and ``rule`` the rule it broke; the message names both and
-    never repeats the value (it may be personal data, or an attack to be kept out of logs)."""
-
-    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None) -> None:
-        self.field, self.rule = field, rule
-        super().__init__(f"{field}: {message}" if field else message)
 
 
 def _refuse(field: str, rule: str, problem: str) -> NoReturn:

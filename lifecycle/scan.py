@@ -35,11 +35,11 @@ from lifecycle.errors import KeyMismatchError
 from lifecycle.faults import pausepoint
 from lifecycle.keys import has_index, key_id, record_key_identity, recorded_keys, source_scope
 from lifecycle.locks import source_guard
-from lifecycle.tables import key_stage, record_tag, schema_finding, subject_ref, subject_ref_build, watermark
+from lifecycle.tables import TagStatus, key_stage, record_tag, schema_finding, subject_ref, subject_ref_build, watermark
 
 log = logging.getLogger(__name__)
 
-KEPT_STATUSES = ("anonymised", "restricted", "held")
+KEPT_STATUSES: tuple[TagStatus, ...] = ("anonymised", "restricted", "held")
 CHUNK_ROWS = 5000
 KEY_BATCH = 500
 

@@ -11,12 +11,8 @@ import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 
-from lifecycle.errors import LifecycleError
+from lifecycle.errors import SinkError
 from lifecycle.objects import ObjectStore
-
-
-class SinkError(LifecycleError):
-    """An artifact location is malformed."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ identifier: subjects appear as keyed hashes, records by source and primary key.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -20,6 +22,11 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+
+# The tag store's vocabulary, one place each.
+TagStatus = Literal["active", "anonymised", "restricted", "violation", "held"]
+PlanAction = Literal["erase", "anonymise", "restrict", "redact"]  # nightly plan items and batches
+RequestAction = Literal["erase", "hold", "anonymise", "redact", "forward"]  # a request's actions per record
 
 # One row per (record, category): categories of one record can have different lawful bases
 # and deadlines (a bookkeeping record keeps its accounting fields for 7 years while its
@@ -37,7 +44,7 @@ record_tag = Table(
     Column("clock_value", Date),
     Column("deadline", Date),
     Column("on_expiry", String(20), nullable=False),
-    # active | anonymised | restricted | violation
+    # a TagStatus
     Column("status", String(20), nullable=False),
     Column("violation", String(200)),
     Column("subject_refs", Text),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from lifecycle.errors import ConfigError, LifecycleError
+from lifecycle.errors import ConfigError, ValidationRunError
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
@@ -60,10 +60,6 @@ SUITES = (
 # (GX fills in missing keys of the dict it is given: pass a copy.)
 RESULT_FORMAT: dict[str, Any] = {"result_format": "BASIC", "partial_unexpected_count": 0,
                                  "exclude_unexpected_values": True}
-
-
-class ValidationRunError(LifecycleError):
-    """GX could not evaluate an expectation (a missing table, a lost search_path, a bad query)."""
 
 
 @dataclass(frozen=True)
