@@ -15,9 +15,10 @@ from lifecycle.catalog import Source
 from lifecycle.identifiers import SubjectHasher
 from lifecycle.object_enforce import ObjectStats, anonymiser, apply_changes, erase, object_keys
 from lifecycle.object_scan import read_records, scan_object_source, split_record_key
-from lifecycle.objects import ObjectStore
+from lifecycle.objects import MalformedObjectError, ObjectStore, decode_records, object_format
 from lifecycle.policy import Policy
 from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
+from lifecycle.verify import Probe, SourceCheck, allowed_record, record_holds
 
 
 class Store:
@@ -75,9 +76,57 @@ class Store:
         return found
 
     def find(self, probe: Any, allowed: set[tuple[str, str]]) -> Any:
-        from lifecycle.verify import check_objects
-
         return check_objects(self.client, self.source, probe, allowed)
+
+
+# -- finding a person, independently of the index (lifecycle.verify) --------------------------
+
+
+def check_objects(store: ObjectStore, source: Source, probe: Probe, allowed: set[tuple[str, str]]) -> SourceCheck:
+    """Every object under the source's prefix is read (a bucket has no query to ask), and so is
+    every older version still kept: an old version of a rewritten object holds what was erased."""
+    assert source.storage is not None
+    bucket = source.storage.bucket
+    check = SourceCheck(source.name, "objects", free_text_columns=list(source.free_text_columns),
+                        free_text_kinds=[k for k in ("email", "phone", "personnummer") if k in probe.text_patterns()]
+                        if source.free_text_columns else [])
+    columns = source.subject.columns()
+    check.identifier_columns = {k: [c] for k, c in columns.items() if k in ("email", "phone", "personnummer")}
+    allowed_pks = {key for s, key in allowed if s == source.name}
+    for info in store.list(bucket, source.storage.prefix):
+        if object_format(info.key, source.storage.format) is None:
+            continue  # another format: reported by the scan as untagged data, not read
+        try:
+            read = read_records(store, source, info.key)
+        except MalformedObjectError:
+            check.objects_unreadable += 1  # cannot vouch for what cannot be read
+            continue
+        if read is None:
+            continue
+        check.objects_read += 1
+        check.records_found += sum(1 for record in read[1]
+                                   if record_holds(record, source, columns, probe) and not allowed_record(record, source, allowed_pks))
+    for key, version_id in _older_versions(store, bucket, source.storage.prefix):
+        if object_format(key, source.storage.format) is None:
+            continue
+        body = store.client.get_object(Bucket=bucket, Key=key, VersionId=version_id)["Body"].read()
+        try:
+            records, _ = decode_records(source.storage.format, key, body)
+        except MalformedObjectError:
+            check.objects_unreadable += 1
+            continue
+        if any(record_holds(r, source, columns, probe) and not allowed_record(r, source, allowed_pks) for r in records):
+            check.old_versions_left += 1
+    return check
+
+
+def _older_versions(store: ObjectStore, bucket: str, prefix: str) -> list[tuple[str, str]]:
+    """(key, version id) of every kept version that is not an object's current one."""
+    older = []
+    for page in store.client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        older += [(v["Key"], v["VersionId"]) for v in page.get("Versions", [])
+                  if not v.get("IsLatest") and v.get("VersionId") not in (None, "null")]
+    return older
 
 
 def backend(conn: ConnectionInfo) -> ObjectStore:

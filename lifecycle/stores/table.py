@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, bindparam, select, update
+from sqlalchemy import Engine, MetaData, Table, and_, bindparam, func, literal_column, or_, select, update
 
 from lifecycle.catalog import Source
 from lifecycle.db import lock_source, make_engine, mysql_url
@@ -21,6 +21,7 @@ from lifecycle.identifiers import SubjectHasher
 from lifecycle.policy import Policy
 from lifecycle.sqlfiles import load_sql, quote_identifier, statement
 from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
+from lifecycle.verify import Probe, SourceCheck
 
 _REFLECTED: dict[tuple[str, str], Table] = {}
 
@@ -134,9 +135,74 @@ class Store:
         return {str(r[self.source.primary_key]): dict(r) for r in rows}
 
     def find(self, probe: Any, allowed: set[tuple[str, str]]) -> Any:
-        from lifecycle.verify import check_table
-
         return check_table(self.engine, self.source, probe, allowed)
+
+
+# -- finding a person, independently of the index (lifecycle.verify) --------------------------
+
+
+def _digits(engine: Engine, column: Any) -> Any:
+    sql = load_sql("digits", engine.dialect.name).strip()
+    return literal_column(sql.format(column=column.compile(engine).string)) if "{column}" in sql else column
+
+
+def _conditions(engine: Engine, t: Table, source: Source, probe: Probe) -> tuple[list[Any], dict[str, list[str]]]:
+    conditions: list[Any] = []
+    checked: dict[str, list[str]] = {}
+    columns = source.subject.columns()
+    for kind, column in columns.items():
+        c = t.c[column]
+        if kind == "email" and probe.email:
+            conditions.append(func.lower(func.trim(c)) == probe.email)
+        elif kind == "phone" and probe.phone_national:
+            conditions.append(_digits(engine, c).in_(probe.phone_digit_forms()))
+        elif kind == "personnummer" and probe.personnummer:
+            conditions.append(_digits(engine, c).in_(probe.personnummer_digit_forms()))
+        elif kind == "name" and probe.name and probe.company and "company" in columns:
+            conditions.append(and_(func.lower(func.trim(c)) == probe.name,
+                                   func.lower(func.trim(t.c[columns["company"]])) == probe.company))
+            checked.setdefault("name_company", []).append(f"{column}+{columns['company']}")
+            continue
+        else:
+            continue
+        checked.setdefault(kind, []).append(column)
+    return conditions, checked
+
+
+def _text_prefilter(engine: Engine, t: Table, source: Source, probe: Probe) -> list[Any]:
+    """Cheap, wide conditions on the database; Python confirms each hit."""
+    conditions = []
+    for name in source.free_text_columns:
+        c = t.c[name]
+        if probe.email:
+            conditions.append(func.lower(c).like(f"%{probe.email}%"))
+        digits = _digits(engine, c)
+        if probe.phone_national:
+            conditions.append(digits.like(f"%{probe.phone_national}%"))
+        if probe.personnummer:
+            conditions.append(digits.like(f"%{probe.personnummer[2:]}%"))
+    return conditions
+
+
+def check_table(engine: Engine, source: Source, probe: Probe, allowed: set[tuple[str, str]]) -> SourceCheck:
+    t = reflect(engine, source.table or "")
+    pk = t.c[source.primary_key]
+    structured, checked = _conditions(engine, t, source, probe)
+    check = SourceCheck(source.name, "table", identifier_columns=checked, free_text_columns=list(source.free_text_columns),
+                        free_text_kinds=[k for k in ("email", "phone", "personnummer") if k in probe.text_patterns()]
+                        if source.free_text_columns else [])
+    found: set[str] = set()
+    with engine.connect() as conn:
+        if structured:
+            found.update(str(k) for k in conn.execute(select(pk).where(or_(*structured))).scalars())
+        prefilter = _text_prefilter(engine, t, source, probe)
+        if prefilter:
+            texts = [t.c[c] for c in source.free_text_columns]
+            for row in conn.execute(select(pk, *texts).where(or_(*prefilter))):
+                if any(probe.found_in_text(str(value)) for value in row[1:] if value):
+                    found.add(str(row[0]))
+    check.records_found = len({k for k in found if (source.name, k) not in allowed})
+    return check
 
 
 def backend(conn: ConnectionInfo) -> Engine:
