@@ -85,12 +85,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-    # The digits of a value (include/sql/sqlite/digits.sql): PostgreSQL has regexp_replace.
-    dbapi_connection.create_function("lc_digits", 1, _digits, deterministic=True)
-
-
-def _digits(value: object) -> str | None:
-    return None if value is None else "".join(ch for ch in str(value) if "0" <= ch <= "9")
 
 
 def open_tag_store(url: str, *, schema: str | None = None) -> Engine:

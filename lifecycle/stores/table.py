@@ -142,6 +142,8 @@ class Store:
 
 
 def _digits(engine: Engine, column: Any) -> Any:
+    """The value without the separators people write inside numbers (include/sql/<dialect>/
+    digits.sql: a native string function, cheap enough to apply to every row of a table)."""
     sql = load_sql("digits", engine.dialect.name).strip()
     return literal_column(sql.format(column=column.compile(engine).string)) if "{column}" in sql else column
 
@@ -192,14 +194,13 @@ def check_table(engine: Engine, source: Source, probe: Probe, allowed: set[tuple
                         free_text_kinds=[k for k in ("email", "phone", "personnummer") if k in probe.text_patterns()]
                         if source.free_text_columns else [])
     found: set[str] = set()
-    with engine.connect() as conn:
-        if structured:
-            found.update(str(k) for k in conn.execute(select(pk).where(or_(*structured))).scalars())
-        prefilter = _text_prefilter(engine, t, source, probe)
-        if prefilter:
-            texts = [t.c[c] for c in source.free_text_columns]
-            for row in conn.execute(select(pk, *texts).where(or_(*prefilter))):
-                if any(probe.found_in_text(str(value)) for value in row[1:] if value):
+    conditions = structured + _text_prefilter(engine, t, source, probe)
+    if conditions:  # one pass over the table: structured matches are certain, text hits are confirmed here
+        texts = [t.c[c] for c in source.free_text_columns]
+        structured_hit = or_(*structured).label("lc_structured") if structured else literal_column("0").label("lc_structured")
+        with engine.connect() as conn:
+            for row in conn.execute(select(pk, structured_hit, *texts).where(or_(*conditions))):
+                if row[1] or any(probe.found_in_text(str(value)) for value in row[2:] if value):
                     found.add(str(row[0]))
     check.records_found = len({k for k in found if (source.name, k) not in allowed})
     return check

@@ -1,1 +1,1 @@
-regexp_replace({column}, '[^0-9]', '', 'g')
+translate({column}, ' -+()./' || chr(160), '')

@@ -1,1 +1,1 @@
-lc_digits({column})
+replace(replace(replace(replace(replace(replace(replace({column}, ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '.', ''), '/', '')
