@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 from sqlalchemy import MetaData, Table, select
 
-from lifecycle.catalog import load_catalog
 from lifecycle.certificate import write_certificate
-from lifecycle.demo import generate
 from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
-from lifecycle.policy import load_policy
 from lifecycle.requests import InvalidRequestError, SubjectIdentifiers
-from lifecycle.scan import scan_source
 from lifecycle.tables import record_tag, suppression
+from tests.request_world import EMAIL, PHONE, TODAY, World, prepare
 
-TODAY = date(2026, 11, 25)
-EMAIL = "Test.Person@Exempel.se"
-PHONE = "070-555 12 34"
-
-
-def _insert(engine, name: str, row: dict) -> None:  # type: ignore[no-untyped-def]
-    t = Table(name, MetaData(), autoload_with=engine)
-    with engine.begin() as conn:
-        conn.execute(t.insert().values(**row))
 
 
 def _row(engine, name: str, key: int):  # type: ignore[no-untyped-def]
@@ -35,31 +23,12 @@ def _row(engine, name: str, key: int):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def person(db, tag_db, policy_path, catalog_path, hasher):  # type: ignore[no-untyped-def]
-    generate(db.url, rows=40, seed=4, as_of=TODAY, schema=db.schema)
-    engine, tags = db.engine(), tag_db.tag_store()
-    now = datetime(2026, 11, 1, 12)
-    _insert(engine, "newsletter_subscribers", dict(id=9001, subscribed_at=date(2026, 1, 1), last_confirmed_at=date(2026, 6, 1),
-                                                   name="Test Person", email="test.person@exempel.se", updated_at=now))
-    _insert(engine, "customers", dict(id=9001, customer_number="K9", company_name="Provbolaget AB", org_number="556898-9718",
-                                      contact_name="Test Person", contact_email="TEST.PERSON@exempel.se",
-                                      contact_phone="+46 70 555 12 34", contract_start=date(2024, 1, 1), contract_end=None,
-                                      updated_at=now))
-    _insert(engine, "invoices", dict(id=9001, invoice_number="F2024-9", customer_id=9001, invoice_date=date(2024, 3, 1),
-                                     amount_sek=1000, vat_sek=250, buyer_company="Provbolaget AB", buyer_org_number="556898-9718",
-                                     buyer_address="Provgatan 1", contact_name="Test Person",
-                                     contact_email="test.person@exempel.se", contact_phone=PHONE, updated_at=now))
-    _insert(engine, "contact_form_submissions", dict(
-        id=9001, submitted_at=now, last_interaction_at=date(2026, 11, 1), name="Annan Person", email="annan@exempel.se",
-        message=f"Hej! Prata med min kollega {EMAIL.lower()} eller 0705551234 om offerten.", message_basis="consent",
-        updated_at=now))
-    _insert(engine, "ad_audiences", dict(id=9001, customer_id="kund-nordisk-handel", uploaded_at=date(2026, 11, 1),
-                                         name="Test Person", email="test.person@exempel.se", phone=None,
-                                         segment="retargeting", updated_at=now))
-    policy = load_policy(policy_path)
-    catalog = load_catalog(catalog_path, policy)
-    for source in catalog.sources.values():
-        scan_source(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="n1", logical_date=TODAY)
+def person(db, tag_db, tmp_path):  # type: ignore[no-untyped-def]
+    """The demo company and one person in five sources, scanned (tests/request_world.py)."""
+    world = World(db.url, db.schema, tag_db.url, tag_db.schema, str(tmp_path / "reports"))
+    prepare(world)
+    engine, tags = world.engines()
+    policy, catalog = world.config()
     ids = SubjectIdentifiers.parse({"email": EMAIL, "phone": PHONE}, 2026)
     return engine, tags, catalog, policy, ids
 
