@@ -116,6 +116,38 @@ class ObjectStorage(_Frozen):
         return value
 
 
+class LakeTable(_Frozen):
+    """A Delta Lake table: ``s3://bucket/path`` on an S3-compatible store, or a local table
+    (``file:///abs/path`` or an absolute path). Read and written with delta-rs
+    (lifecycle/stores/lake_table.py)."""
+
+    uri: str
+
+    @field_validator("uri")
+    @classmethod
+    def _table_uri(cls, value: str) -> str:
+        if not value or any(ord(ch) < 32 for ch in value):
+            raise ValueError("a table URI is not empty and holds no control characters")
+        if value.startswith("s3://"):
+            bucket, _, path = value[len("s3://"):].partition("/")
+            if not _BUCKET.match(bucket):
+                raise ValueError(f"{value!r}: {bucket!r} is not a valid bucket name "
+                                 "(3-63 lower-case letters, digits, '.' and '-')")
+        else:
+            path = value[len("file://"):] if value.startswith("file://") else value
+            if not path.startswith("/"):
+                raise ValueError(f"{value!r}: give s3://bucket/path, file:///absolute/path or an absolute path")
+            if not path.strip("/"):
+                raise ValueError(f"{value!r}: a local table is a folder below the root")
+        if ".." in path.split("/"):
+            raise ValueError(f"{value!r}: a table URI does not climb out of its folder ('..')")
+        return value.rstrip("/")
+
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+
 class Defaults(_Frozen):
     connection: str = "lifecycle_demo"
     batch_size: int = Field(1000, ge=1, le=50_000)
@@ -123,15 +155,17 @@ class Defaults(_Frozen):
     confirm_min_records: int = Field(10, ge=0)
 
 
-Location = Literal["table", "storage"]
+Location = Literal["table", "storage", "lake_table"]
 
 
 class Source(_Frozen):
     name: str
     connection: str
-    # A table in a SQL database, or objects in a bucket (then primary_key is a field of each record).
+    # Exactly one location: a table in a SQL database, objects in a bucket (then primary_key is a
+    # field of each record), or a Delta Lake table (then primary_key is one of its columns).
     table: str | None = None
     storage: ObjectStorage | None = None
+    lake_table: LakeTable | None = None
     primary_key: str
     activity: str
     columns: dict[str, ColumnSpec] = Field(min_length=1)
@@ -179,19 +213,26 @@ class Source(_Frozen):
         return value
 
     @model_validator(mode="after")
-    def _table_or_storage(self) -> Source:
-        if (self.table is None) == (self.storage is None):
-            raise ValueError("give exactly one of table (a SQL source) or storage (an object-storage source)")
+    def _one_location(self) -> Source:
+        given = [key for key in ("table", "storage", "lake_table") if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of table (a SQL table), storage (records in objects of a bucket) or lake_table "
+                f"(a Delta Lake table); {'none was given' if not given else 'got ' + ' and '.join(given)}")
         if self.retention_clock == OBJECT_LAST_MODIFIED and self.storage is None:
             raise ValueError(f"retention_clock {OBJECT_LAST_MODIFIED} exists only for object-storage sources")
         if self.storage is not None and self.change_tracking is not None:
             raise ValueError("object-storage sources are scanned incrementally by ETag: remove change_tracking")
+        if self.lake_table is not None and self.change_tracking is not None:
+            raise ValueError("lake_table sources are scanned incrementally by Delta table version: remove change_tracking")
         return self
 
     @property
     def location(self) -> Location:
         """Which kind of store holds the source: the tagged union of its location keys. Each
         kind has its own module, lifecycle/stores/<kind>.py."""
+        if self.lake_table is not None:
+            return "lake_table"
         return "storage" if self.storage is not None else "table"
 
     @property
@@ -263,7 +304,23 @@ def load_catalog(path: Path | str, policy: Policy) -> Catalog:
     catalog = parse_model(Catalog, read_yaml(path, CatalogError), path, CatalogError)
     for source in catalog.sources.values():
         check_against_policy(source, policy, str(path))
+    check_connections(catalog, str(path))
     return catalog
+
+
+def check_connections(catalog: Catalog, file: str) -> None:
+    """A Connection gives one kind of client (SQL engine, S3 client, Delta storage options), and
+    each Connection's backend is made once: sources of different kinds need their own."""
+    kinds: dict[str, dict[str, str]] = {}
+    for source in catalog.sources.values():
+        seen = kinds.setdefault(source.connection, {})
+        other = next((name for name, kind in seen.items() if kind != source.location), None)
+        if other is not None:
+            raise CatalogError(
+                file, f"sources.{source.name}.connection",
+                f"Connection {source.connection!r} also serves {other!r}, a {seen[other]} source; a {source.location} "
+                "source needs a Connection of its own")
+        seen[source.name] = source.location
 
 
 def check_against_policy(source: Source, policy: Policy, file: str) -> None:

@@ -87,7 +87,8 @@ def test_verification_finds_what_the_index_does_not_know(world: World) -> None:
                                                   updated_at=datetime(2026, 11, 20)))
     insert(engine, "contact_form_submissions", dict(
         id=9002, submitted_at=datetime(2026, 11, 20), last_interaction_at=date(2026, 11, 20), name="Tredje Person",
-        email="tredje@exempel.se", message="Ring honom på 070.555.12.34 i morgon.", message_basis="consent",
+        email="tredje@exempel.se", message="Ring honom på 070.555.12.34 i morgon, eller 070 555\u201312\u00a034.",
+        message_basis="consent",
         updated_at=datetime(2026, 11, 20)))
     with pytest.raises(RequestNotVerifiedError, match="newsletter_subscribers"):
         erase(world)
@@ -239,3 +240,26 @@ def _wait(condition, what: str, limit: float = 120.0) -> None:  # type: ignore[n
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+@pytest.mark.parametrize("writing", ["070 555\u201312 34", "070\u00a0555 12\u00a034", "+46 (0)70-555 12 34",
+                                     "0046 70 555 12 34", "070.555.12.34", "070/555 12 34", "070 555\n12 34"])
+def test_the_source_search_finds_a_phone_in_every_separator_writing(world: World, writing: str) -> None:
+    """The database pre-filter strips the same separators the Python check accepts: a writing it
+    missed would be certified as gone."""
+    from datetime import date, datetime
+
+    from lifecycle.requests import SubjectIdentifiers
+    from lifecycle.stores import open_store
+    from lifecycle.verify import Probe
+
+    engine, tags = world.engines()
+    insert(engine, "contact_form_submissions", dict(
+        id=9003, submitted_at=datetime(2026, 11, 20), last_interaction_at=date(2026, 11, 20), name="Fjärde Person",
+        email="fjarde@exempel.se", message=f"Ring {writing} i morgon.", message_basis="consent",
+        updated_at=datetime(2026, 11, 20)))
+    _, catalog = world.config()
+    store = open_store(catalog.source("contact_form_submissions"), engine, tags)
+    probe = Probe.of(SubjectIdentifiers.parse({"phone": "070-555 12 34"}, 2026), 2026)
+    allowed = {("contact_form_submissions", "9001")}  # the seeded mention: only the new row counts
+    assert store.find(probe, allowed).records_found == 1

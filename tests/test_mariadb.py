@@ -268,7 +268,8 @@ def test_erasure_request_on_mariadb_is_verified(world: World) -> None:
 
 def test_verification_asks_mariadb_itself(world: World) -> None:
     """Rows the index has never seen: an e-mail in another case and with spaces, a phone written
-    with dots in free text (found by the digits of the text: REGEXP_REPLACE on MariaDB)."""
+    with dots, and with a no-break space and an en dash, in free text (found by the text without
+    its separators: include/sql/mysql/digits.sql)."""
     engine, _ = world.engines()
     insert(engine, "newsletter_subscribers", dict(id=9002, subscribed_at=date(2026, 11, 20), last_confirmed_at=None,
                                                   name="Test Person", email=" Test.Person@exempel.SE ",
@@ -277,13 +278,17 @@ def test_verification_asks_mariadb_itself(world: World) -> None:
         id=9002, submitted_at=datetime(2026, 11, 20), last_interaction_at=date(2026, 11, 20), name="Tredje Person",
         email="tredje@exempel.se", message="Ring honom på 070.555.12.34 i morgon.", message_basis="consent",
         updated_at=datetime(2026, 11, 20)))
+    insert(engine, "contact_form_submissions", dict(  # a no-break space and an en dash inside the number
+        id=9004, submitted_at=datetime(2026, 11, 20), last_interaction_at=date(2026, 11, 20), name="Femte Person",
+        email="femte@exempel.se", message="Hans nummer: 070\u00a0555\u201312 34.", message_basis="consent",
+        updated_at=datetime(2026, 11, 20)))
     with pytest.raises(RequestNotVerifiedError) as failed:
         erase(world)
     certificate = json.loads(failed.value.documents.json.read_text())  # type: ignore[attr-defined]
     checks = {c["source"]: c for c in certificate["verification"]["sources"]}
     assert checks["newsletter_subscribers"]["status"] == "failed" and checks["newsletter_subscribers"]["records_found"] == 1
     assert checks["contact_form_submissions"]["status"] == "failed"
-    assert checks["contact_form_submissions"]["records_found"] == 1
+    assert checks["contact_form_submissions"]["records_found"] == 2
     assert checks["customers"]["status"] == "passed" and certificate["verification"]["index"]["passed"] is True
 
 

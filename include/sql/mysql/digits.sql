@@ -1,1 +1,1 @@
-REGEXP_REPLACE({column}, '[^0-9]', '')
+REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE({column}, ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '.', ''), '/', ''), _utf8mb4 X'09', ''), _utf8mb4 X'0A', ''), _utf8mb4 X'0D', ''), _utf8mb4 X'C2A0', ''), _utf8mb4 X'E280AF', ''), _utf8mb4 X'E28093', '')

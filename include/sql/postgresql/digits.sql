@@ -1,1 +1,1 @@
-translate({column}, ' -+()./' || chr(160), '')
+translate({column}, E' -+()./\t\n\r' || chr(160) || chr(8239) || chr(8211), '')

@@ -1,1 +1,1 @@
-replace(replace(replace(replace(replace(replace(replace({column}, ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '.', ''), '/', '')
+replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace({column}, ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '.', ''), '/', ''), char(9), ''), char(10), ''), char(13), ''), char(160), ''), char(8239), ''), char(8211), '')
