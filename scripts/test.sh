@@ -3,6 +3,8 @@
 #   bash scripts/test.sh [pytest args]
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+# PostgreSQL, MariaDB, chromium and the compose client: started or installed when missing.
+bash "$(dirname "$0")/services.sh"
 # Tests get an Airflow home and lifecycle home of their own, never the demo's.
 LIFECYCLE_TEST_TMP="$(mktemp -d)"
 trap 'rm -rf "$LIFECYCLE_TEST_TMP"' EXIT
