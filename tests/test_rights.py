@@ -14,7 +14,8 @@ from lifecycle.rights import plan_objection, plan_withdrawal, rectify
 from lifecycle.scan import scan_source
 from lifecycle.subjects import locate, subject_hashes
 from lifecycle.tables import plan_item, suppression
-from test_erasure import TODAY, _insert, _row, person  # noqa: F401 - the shared fixture
+from test_erasure import TODAY, _row, person  # noqa: F401 - the shared fixture
+from tests.request_world import insert as _insert
 
 
 def _apply(person, hasher, actions, reason):  # type: ignore[no-untyped-def]
