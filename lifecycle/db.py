@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
@@ -14,18 +15,27 @@ from lifecycle.catalog import _identifier
 from lifecycle.tables import metadata
 
 
-_ENGINES: dict[tuple[int, str, str | None], Engine] = {}
+_ENGINES: OrderedDict[tuple[int, str, str | None], Engine] = OrderedDict()
+# Databases a process talks to at once: the sources and the tag store. Beyond this the least
+# recently used engine's idle connections are closed (it stays usable, with a fresh pool).
+ENGINE_CACHE_SIZE = 8
 
 
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
     """An engine; ``schema`` puts unqualified names in that PostgreSQL schema (search_path).
-    One engine (and connection pool) per database and schema in a process: every task and
-    request asks for its engines anew, and a pool per call would hold idle connections until
-    the server refuses more. Keyed by process id too, as a pool must never cross a fork."""
+    One engine (and connection pool) per database and schema in a process, for the few most
+    recently used: every task and request asks for its engines anew, and a pool per call would
+    hold idle connections until the server refuses more. Keyed by process id too, as a pool must
+    never cross a fork."""
     key = (os.getpid(), url, schema)
-    if key not in _ENGINES:
-        _ENGINES[key] = _new_engine(url, schema)
-    return _ENGINES[key]
+    if key in _ENGINES:
+        _ENGINES.move_to_end(key)
+        return _ENGINES[key]
+    engine = _ENGINES[key] = _new_engine(url, schema)
+    while len(_ENGINES) > ENGINE_CACHE_SIZE:
+        _, oldest = _ENGINES.popitem(last=False)
+        oldest.dispose()
+    return engine
 
 
 # MySQL / MariaDB: a pooled connection idle past the server's wait_timeout (8 h by default, far
