@@ -1,9 +1,13 @@
-"""Scan, incremental scan and subject lookup on PostgreSQL, against bare baselines.
+"""Scan, incremental scan and subject lookup on PostgreSQL (or a MariaDB source), against bare baselines.
 
     python bench/scan_bench.py [--rows 1000000] [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+                               [--source-url 'mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4']
 
 Builds one contact-form source of ``--rows`` records (20 % with free text holding e-mails,
-phone numbers and personnummer) in a schema of its own, then measures, in the same run:
+phone numbers and personnummer) in a schema of its own, set-based in SQL: on PostgreSQL (``--url``,
+which always holds the tag store) or, with ``--source-url``, in a database of its own on that
+MySQL / MariaDB server (sequence engine, MariaDB). Then it measures, in the same run and on the
+same source:
   scan:    full scan+tag vs the bare baseline of streaming the same columns into Python;
   changes: an incremental scan after 1 % of rows changed, vs the full scan;
   lookup:  one subject across all sources through the index, vs a single-subject query by an
@@ -16,15 +20,15 @@ import argparse
 import statistics
 import sys
 import time
-import uuid
 from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bench.scratch import create_demo_tables, is_mysql, scratch, server  # noqa: E402
 from lifecycle.catalog import load_catalog  # noqa: E402
 from lifecycle.db import make_engine, open_tag_store  # noqa: E402
 from lifecycle.identifiers import SubjectHasher  # noqa: E402
@@ -59,6 +63,32 @@ CREATE INDEX ON contact_form_submissions (email);
 ANALYZE contact_form_submissions;
 """
 
+# The same rows on MySQL / MariaDB, into the demo's table (lifecycle.demo), from MariaDB's
+# sequence engine (seq_1_to_N: a table of 1..N that exists without being created).
+BUILD_SOURCE_MYSQL = """
+INSERT INTO contact_form_submissions
+  (id, submitted_at, last_interaction_at, name, email, ip_address, phone, company_name, company_url, message,
+   message_basis, updated_at)
+SELECT seq,
+       TIMESTAMP '2026-11-25 12:00:00' - INTERVAL (seq % 1000) DAY,
+       DATE '2026-11-25' - INTERVAL (seq % 1000) DAY,
+       CONCAT('Person ', seq),
+       CONCAT('person', seq, '@exempel.se'),
+       CONCAT('10.', (seq DIV 65536) % 256, '.', (seq DIV 256) % 256, '.', seq % 256),
+       CONCAT('070-', LPAD(seq % 10000000, 7, '0')),
+       CONCAT('Bolag ', seq % 5000, ' AB'),
+       CONCAT('https://www.bolag', seq % 5000, '.se'),
+       CASE WHEN seq % 5 = 0 THEN
+         CONCAT('Hej! Nå mig på person', seq, '@exempel.se eller 070-', LPAD(seq % 10000000, 7, '0'),
+                '. Min kollega har personnummer 811218-9876 och order 2024-118833 gäller, pris 1 299 kr.')
+       END,
+       ELT(1 + seq % 3, 'consent', 'contract', 'legitimate_interest'),
+       TIMESTAMP '2026-11-25 12:00:00' - INTERVAL (seq % 1000) DAY
+FROM seq_1_to_{rows};
+CREATE INDEX contact_form_submissions_email ON contact_form_submissions (email);
+ANALYZE TABLE contact_form_submissions
+"""
+
 COLUMNS = ("id, last_interaction_at, name, email, ip_address, phone, company_name, company_url, message, "
            "message_basis, updated_at")
 
@@ -72,32 +102,46 @@ def timed(fn):  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark schema afterwards")
+    parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+                        help="PostgreSQL: the tag store, and the source unless --source-url")
+    parser.add_argument("--source-url", help="the source on another server, e.g. MariaDB: "
+                        "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark schema (and database) afterwards")
     args = parser.parse_args()
-    schema = f"lc_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        run(args, schema)
-    finally:
-        if not args.keep:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    source_url = args.source_url or args.url
+    with scratch(args.url, "lc_bench", keep=args.keep) as schema:
+        if source_url == args.url:
+            run(args, source_url, schema, schema)
+        else:  # the same name for the source's database, for whoever looks while it runs
+            with scratch(source_url, "lc_bench", name=schema, keep=args.keep) as database:
+                run(args, source_url, database, schema)
 
 
-def run(args: argparse.Namespace, schema: str) -> None:
+def build_source(engine, rows: int) -> None:  # type: ignore[no-untyped-def]
+    """The source table of ``rows`` records, set-based in the source's own SQL."""
+    if engine.dialect.name in ("mysql", "mariadb"):
+        create_demo_tables(engine, "contact_form_submissions")
+        statements, params = BUILD_SOURCE_MYSQL.format(rows=int(rows)), {}
+    else:
+        statements, params = BUILD_SOURCE, {"rows": rows}
+    with engine.begin() as conn:
+        for stmt in statements.split(";"):
+            if stmt.strip():
+                conn.execute(text(stmt), params)
+
+
+def run(args: argparse.Namespace, source_url: str, source_schema: str, tag_schema: str) -> None:
     policy = load_policy(ROOT / "config" / "policy.yaml")
     source = load_catalog(ROOT / "config" / "catalog.yaml", policy).source("contact_form_submissions")
-    engine = make_engine(args.url, schema=schema)
-    tags = open_tag_store(args.url, schema=schema)
+    engine = make_engine(source_url, schema=source_schema)
+    tags = open_tag_store(args.url, schema=tag_schema)
     hasher = SubjectHasher(b"benchmark-secret-0123456789abcdef")
-    print(f"building {args.rows:,} source rows in schema {schema} ...")
-    with engine.begin() as conn:
-        for stmt in BUILD_SOURCE.split(";"):
-            if stmt.strip():
-                conn.execute(text(stmt), {"rows": args.rows})
+    where = f"database {source_schema}" if is_mysql(source_url) else f"schema {source_schema}"
+    print(f"building {args.rows:,} source rows in {where} on {server(engine)} (tag store: schema {tag_schema} on "
+          f"{server(tags)}) ...")
+    started = time.perf_counter()
+    build_source(engine, args.rows)
+    print(f"built in {time.perf_counter() - started:.1f} s; bare read ...")
 
     def bare_read() -> int:
         n = 0
@@ -109,6 +153,7 @@ def run(args: argparse.Namespace, schema: str) -> None:
         return n
 
     bare_s, _ = timed(bare_read)
+    print(f"bare read {bare_s:.2f} s; floors (nothing written) ...")
 
     # Floors: the scan's own Python work on the same rows with nothing written. The keyed hash of
     # every identifier (the subject index needs it, and the secret stays out of SQL) and the
@@ -129,6 +174,7 @@ def run(args: argparse.Namespace, schema: str) -> None:
 
     hash_s, _ = timed(lambda: read_and(hashes_only))
     python_s, _ = timed(lambda: read_and(tagger.tag))
+    print(f"floors {hash_s:.2f} s / {python_s:.2f} s; full scan+tag ...")
     bar = tqdm(total=args.rows, unit="rows", desc="full scan+tag", leave=False)
 
     def progress(done: int, total: int) -> None:
@@ -138,12 +184,14 @@ def run(args: argparse.Namespace, schema: str) -> None:
     full_s, full = timed(lambda: scan_source(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher,
                                              run_id="bench-1", logical_date=TODAY, progress=progress))
     bar.close()
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE contact_form_submissions SET updated_at = TIMESTAMP '2026-11-26 01:00', "
-                          "email = 'andrad' || id || '@exempel.se' WHERE id % 100 = 0"))
+    print(f"full scan+tag {full_s:.2f} s; changing 1 % of rows, incremental scan ...")
+    with engine.begin() as conn:  # the same statement in PostgreSQL and MySQL / MariaDB
+        conn.execute(text("UPDATE contact_form_submissions SET updated_at = TIMESTAMP '2026-11-26 01:00:00', "
+                          "email = CONCAT('andrad', id, '@exempel.se') WHERE id % 100 = 0"))
     inc_s, inc = timed(lambda: scan_source(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher,
                                            run_id="bench-2", logical_date=TODAY))
 
+    print(f"incremental scan {inc_s:.2f} s; subject lookups ...")
     probe = [int(args.rows * f) or 1 for f in (0.1, 0.25, 0.5, 0.75, 0.9)] * 4
     lookup_ms, baseline_ms, found = [], [], []
     with engine.connect() as conn:
@@ -157,6 +205,7 @@ def run(args: argparse.Namespace, schema: str) -> None:
             found.append(len(hits))
 
     print()
+    print(f"source: {args.rows:,} rows on {server(engine)}; tag store on {server(tags)}")
     print(f"{'measure':<46}{'seconds':>9}{'rows/s':>12}{'ratio':>9}")
     print(f"{'bare read (SELECT streamed to Python)':<46}{bare_s:>9.2f}{args.rows / bare_s:>12,.0f}{1:>9.2f}")
     print(f"{'floor: read + keyed hashes + detectors':<46}{hash_s:>9.2f}{args.rows / hash_s:>12,.0f}{bare_s / hash_s:>9.3f}   (nothing written)")
