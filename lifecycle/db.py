@@ -18,7 +18,7 @@ from lifecycle.tables import metadata
 _ENGINES: OrderedDict[tuple[int, str, str | None], Engine] = OrderedDict()
 # Databases a process talks to at once: the sources and the tag store. Beyond this the least
 # recently used engine's idle connections are closed (it stays usable, with a fresh pool).
-ENGINE_CACHE_SIZE = 8
+ENGINE_CACHE_SIZE = 6
 
 
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
@@ -74,6 +74,10 @@ def _new_engine(url: str, schema: str | None) -> Engine:
             parsed = parsed.set(database=schema)
         if parsed.get_driver_name() in ("pymysql", "mysqldb") and "init_command" not in parsed.query:
             kwargs["connect_args"] = {"init_command": f"SET SESSION net_write_timeout = {MYSQL_NET_WRITE_TIMEOUT}"}
+    if parsed.get_backend_name() in ("postgresql", "mysql", "mariadb"):
+        # Few idle connections per engine: a process talks to several databases, and a server
+        # has a limit on clients shared with every other process (overflow covers bursts).
+        kwargs.update(pool_size=2, max_overflow=12)
     if parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
         if schema:
