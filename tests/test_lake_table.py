@@ -465,3 +465,50 @@ def test_a_lake_table_on_s3_is_scanned_expired_and_erased_with_no_version_left(
     assert sorted(rows) == [2, 4, 6] and rows[4]["message"] == "Prata med min kollega [raderad] eller [raderad]."
     listing = object_store.client.list_object_versions(Bucket=bucket, Prefix=f"{prefix}lake/contacts/")
     assert [v for v in listing.get("Versions", []) if not v["IsLatest"]] == [] and not listing.get("DeleteMarkers")
+
+
+def test_change_data_feed_copies_of_erased_rows_are_removed_too(tmp_path: Path, tag_db: Any) -> None:
+    """With the change data feed on, Delta keeps the rows a MERGE deleted, as they were, under
+    _change_data/: the erasure's own commit would copy what it erases."""
+    tags = tag_db.tag_store()
+    uri = str(tmp_path / "cdf")
+    write_table(uri, PEOPLE, configuration={"delta.enableChangeDataFeed": "true"})
+    store = open_store(load_catalog(catalog_file(tmp_path, uri), POLICY).source("lake_contacts"), local_backend(), tags)
+    _, enforced = nightly(store, tags, "run-cdf")
+    assert enforced.records_erased == 2 and ids_in(uri) == [2, 3, 4, 6]
+    leftovers = local_files(uri)
+    assert not [name for name, text in leftovers.items() if "Cecilia Lind" in text or "Hej, ring mig!" in text]
+    assert not [name for name in leftovers if name.startswith("_change_data")]
+    assert DeltaTable(uri).metadata().configuration["delta.enableChangeDataFeed"] == "true"  # left as it was
+
+
+def test_a_crash_between_the_merge_and_the_purge_is_finished_by_the_rerun(lake: Any, tag_db: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    uri, catalog = lake
+    tags = tag_db.tag_store()
+    store = open_store(catalog.source("lake_contacts"), local_backend(), tags)
+    scan(store, "crash")
+    register_run(tags, "crash", TODAY, False)
+    build_plan(tags, [store.source], "crash", TODAY)
+    plan = summarise_plan(tags, store.source, "crash")
+
+    def die(self: Any, dt: Any) -> int:
+        raise RuntimeError("killed between the MERGE and the log clean-up")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "_clean_log", die)
+        with pytest.raises(RuntimeError, match="killed"):
+            enforce_source(store.source, plan, source_engine=store, tag_engine=tags, run_id="crash", dry_run=False,
+                           confirmed=True)
+    assert ids_in(uri) == [2, 3, 4, 6]
+    files = local_files(uri)
+    # The old data files were vacuumed before the crash; the log still holds their statistics.
+    assert not [n for n, text in files.items() if not n.startswith("_delta_log") and "Hej, ring mig!" in text]
+    assert [n for n, text in files.items() if n.startswith("_delta_log") and "Anna Berg" in text]
+
+    done = enforce_source(store.source, plan, source_engine=store, tag_engine=tags, run_id="crash", dry_run=False,
+                          confirmed=True)
+    assert done.records_erased == 2 and done.rows_affected == 0  # nothing left to delete: only the purge
+    assert done.objects["log_files_removed"] >= 2
+    assert not [name for name, text in local_files(uri).items() if "Anna Berg" in text or "Cecilia Lind" in text]
+    assert tagged(tags) == {"2", "3", "4", "6"}

@@ -1,9 +1,9 @@
 """Where a source's records live, behind one protocol (``RecordStore``).
 
 Scan, plan, enforcement, every request type and verification use only the protocol. Each kind
-of store is one module here, named after the catalog's location key (``table``, ``storage``),
-with a ``Store`` class and a ``backend`` function that makes its client from a Connection:
-adding a kind means adding its module, its catalog variant and its tests.
+of store is one module here, named after the catalog's location key (``table``, ``storage``,
+``lake_table``), with a ``Store`` class and a ``backend`` function that makes its client from a
+Connection: adding a kind means adding its module, its catalog variant and its tests.
 """
 
 from __future__ import annotations

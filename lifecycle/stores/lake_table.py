@@ -28,6 +28,7 @@ in Delta's optimistic concurrency, and the failed batch stays planned.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -491,6 +492,7 @@ class Store:
         ours |= _our_versions(dt, before)
         counts["log_files_removed"] = self._clean_log(dt)
         ours |= _our_versions(dt, before)
+        counts["files_removed"] += self._drop_change_data()
         counts["versions_removed"] = self._purge_bucket_versions()
         self._advance_watermark(before, dt.version(), ours)
         return counts
@@ -508,6 +510,28 @@ class Store:
         dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False,
                   commit_properties=self._commit("vacuum"))
         return len(there)
+
+    def _drop_change_data(self) -> int:
+        """With the change data feed on, a write also keeps the rows it changed or deleted, as they
+        were, in files under _change_data/ (which vacuum leaves alone). Once the log is clean no
+        remaining commit needs them: every such file that no commit still in the log names goes."""
+        fs = self._filesystem()
+        found = [i.path for i in fs.get_file_info(FileSelector("_change_data", recursive=True, allow_not_found=True))
+                 if i.type == FileType.File]
+        if not found:
+            return 0
+        named: set[str] = set()
+        for _, name in self._log_files():
+            if name.endswith(".json"):
+                with fs.open_input_file(f"_delta_log/{name}") as handle:
+                    for line in handle.read().decode("utf-8").splitlines():
+                        action = json.loads(line) if line.strip() else {}
+                        if "cdc" in action:
+                            named.add(str(action["cdc"].get("path", "")))
+        doomed = [path for path in found if path not in named]
+        for path in doomed:
+            fs.delete_file(path)
+        return len(doomed)
 
     def _log_files(self) -> list[tuple[int, str]]:
         found = []
