@@ -235,10 +235,6 @@ class Source(_Frozen):
             return "lake_table"
         return "storage" if self.storage is not None else "table"
 
-    @property
-    def is_object_source(self) -> bool:
-        return self.location == "storage"
-
     @model_validator(mode="after")
     def _subject_columns_are_catalogued(self) -> Source:
         for kind, column in self.subject.columns().items():
