@@ -121,7 +121,11 @@ def verify_in_sources(stores: dict[str, Any], probe: Probe, allowed: set[tuple[s
     return checks
 
 
-def record_holds(record: dict[str, Any], source: Source, columns: dict[str, str], probe: Probe) -> bool:
+def record_holds(record: dict[str, Any], source: Source, probe: Probe) -> bool:
+    """Does the record hold the person: a catalogued identifier column equal to one of the
+    person's normalised identifiers (as the table store compares them in SQL), or one of them
+    written anywhere in a free-text column?"""
+    columns = source.subject.columns()
     for kind, column in columns.items():
         value = record.get(column)
         if value in (None, ""):
@@ -129,12 +133,15 @@ def record_holds(record: dict[str, Any], source: Source, columns: dict[str, str]
         text = str(value)
         if kind == "email" and probe.email and normalise_email(text) == probe.email:
             return True
-        if kind == "phone" and probe.phone_national and normalise_phone(text) == f"+46{probe.phone_national}":
+        if kind == "phone" and probe.phone_national and "".join(ch for ch in text if ch.isdigit()) in probe.phone_digit_forms():
             return True
-        if kind == "personnummer" and probe.personnummer and \
-                "".join(ch for ch in text if ch.isdigit()) in probe.personnummer_digit_forms():
+        if kind == "personnummer" and probe.personnummer and "".join(ch for ch in text if ch.isdigit()) in probe.personnummer_digit_forms():
             return True
-    return any(probe.found_in_text(str(record.get(c) or "")) for c in source.free_text_columns)
+        if kind == "name" and probe.name and probe.company and "company" in columns and \
+                text.strip().casefold() == probe.name and \
+                str(record.get(columns["company"]) or "").strip().casefold() == probe.company:
+            return True
+    return any(probe.found_in_text(str(record.get(c) or "")) for c in source.free_text_columns if record.get(c))
 
 
 def allowed_record(record: dict[str, Any], source: Source, allowed_keys: set[str]) -> bool:

@@ -53,7 +53,7 @@ from lifecycle.catalog import Source
 from lifecycle.db import lock_source
 from lifecycle.detect import REDACTED
 from lifecycle.errors import CatalogError, ObjectDeleteError
-from lifecycle.identifiers import SubjectHasher, normalise_email
+from lifecycle.identifiers import SubjectHasher
 from lifecycle.keys import record_key_identity, source_scope
 from lifecycle.locks import source_guard
 from lifecycle.objects import DELETE_ATTEMPTS, ObjectStore
@@ -77,7 +77,7 @@ from lifecycle.scan import (
 )
 from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
 from lifecycle.tables import record_tag, subject_ref, subject_ref_build, watermark
-from lifecycle.verify import Probe, SourceCheck
+from lifecycle.verify import Probe, SourceCheck, record_holds
 
 log = logging.getLogger(__name__)
 
@@ -636,7 +636,7 @@ class Store:
         found: set[str] = set()
         for batch in self._batches(dt, wanted):
             for row in batch.to_pylist():
-                if _holds(row, source, probe) and str(row.get(pk)) not in allowed_keys:
+                if record_holds(row, source, probe) and str(row.get(pk)) not in allowed_keys:
                     found.add(str(row.get(pk)))
         check.records_found = len(found)
 
@@ -650,7 +650,7 @@ class Store:
             check.objects_read += 1
             with fs.open_input_file(info.path) as handle:
                 rows = pq.read_table(handle).to_pylist()
-            if any(_holds(r, source, probe) and str(r.get(pk)) not in allowed_keys for r in rows):
+            if any(record_holds(r, source, probe) and str(r.get(pk)) not in allowed_keys for r in rows):
                 check.old_versions_left += 1
         # Statistics in the log hold some values of current rows too: of a record allowed to
         # keep the person (held, forwarded), so the log is searched only when none is.
@@ -676,7 +676,7 @@ class Store:
             name = key.rsplit("/", 1)[-1]
             if key.endswith(".parquet") and "/_delta_log/" not in f"/{key}":
                 rows = pq.read_table(pa.BufferReader(body)).to_pylist()
-                holds = any(_holds(r, self.source, probe) and str(r.get(self.source.primary_key)) not in allowed_keys
+                holds = any(record_holds(r, self.source, probe) and str(r.get(self.source.primary_key)) not in allowed_keys
                             for r in rows)
             else:
                 holds = not allowed_keys and probe.found_in_text(_log_text(name, body))
@@ -723,30 +723,3 @@ def _log_text(name: str, body: bytes) -> str:
     if name.endswith(".parquet"):
         return str(pq.read_table(pa.BufferReader(body)).to_pylist())
     return body.decode("utf-8", errors="replace")
-
-
-def _digits(value: str) -> str:
-    return "".join(ch for ch in value if ch.isdigit())
-
-
-def _holds(record: dict[str, Any], source: Source, probe: Probe) -> bool:
-    """Does the record hold the person: a catalogued identifier column equal to one of the
-    person's normalised identifiers (as lifecycle.verify compares them in SQL), or one of them
-    written anywhere in a free-text column?"""
-    columns = source.subject.columns()
-    for kind, column in columns.items():
-        value = record.get(column)
-        if value in (None, ""):
-            continue
-        text = str(value)
-        if kind == "email" and probe.email and normalise_email(text) == probe.email:
-            return True
-        if kind == "phone" and probe.phone_national and _digits(text) in probe.phone_digit_forms():
-            return True
-        if kind == "personnummer" and probe.personnummer and _digits(text) in probe.personnummer_digit_forms():
-            return True
-        if kind == "name" and probe.name and probe.company and "company" in columns and \
-                text.strip().casefold() == probe.name and \
-                str(record.get(columns["company"]) or "").strip().casefold() == probe.company:
-            return True
-    return any(probe.found_in_text(str(record.get(c) or "")) for c in source.free_text_columns if record.get(c))

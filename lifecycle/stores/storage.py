@@ -105,7 +105,7 @@ def check_objects(store: ObjectStore, source: Source, probe: Probe, allowed: set
             continue
         check.objects_read += 1
         check.records_found += sum(1 for record in read[1]
-                                   if record_holds(record, source, columns, probe) and not allowed_record(record, source, allowed_pks))
+                                   if record_holds(record, source, probe) and not allowed_record(record, source, allowed_pks))
     for key, version_id in _older_versions(store, bucket, source.storage.prefix):
         if object_format(key, source.storage.format) is None:
             continue
@@ -115,7 +115,7 @@ def check_objects(store: ObjectStore, source: Source, probe: Probe, allowed: set
         except MalformedObjectError:
             check.objects_unreadable += 1
             continue
-        if any(record_holds(r, source, columns, probe) and not allowed_record(r, source, allowed_pks) for r in records):
+        if any(record_holds(r, source, probe) and not allowed_record(r, source, allowed_pks) for r in records):
             check.old_versions_left += 1
     return check
 
