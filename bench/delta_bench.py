@@ -13,7 +13,7 @@ run and on the same table:
   scan:    full scan+tag through the store's ``scan``, against the bare read (the same columns
            as Arrow batches streamed by delta-rs, nothing else);
   append:  an incremental scan after appending 1 % new rows, against the full scan;
-  erasure: ``lifecycle.fulfil.fulfil`` of one person (resolve, MERGE, purge of older versions and
+  erasure: ``lifecycle.rights.fulfil.fulfil`` of one person (resolve, MERGE, purge of older versions and
            log, independent verification) for ``--requests`` people, against the bare filtered
            read of the table for that e-mail (delta-rs's engine with a predicate, all columns).
 """
@@ -38,16 +38,16 @@ import yaml  # noqa: E402
 from deltalake import DeltaTable, write_deltalake  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import lifecycle.fulfil as fulfil_module  # noqa: E402
+import lifecycle.rights.fulfil as fulfil_module  # noqa: E402
 from bench.scan_bench import timed  # noqa: E402
 from bench.scratch import scratch, server  # noqa: E402
-from lifecycle.catalog import load_catalog  # noqa: E402
-from lifecycle.db import open_tag_store  # noqa: E402
-from lifecycle.fulfil import SubjectRequest, Workspace, fulfil  # noqa: E402
-from lifecycle.identifiers import SubjectHasher  # noqa: E402
-from lifecycle.policy import load_policy  # noqa: E402
-from lifecycle.requests import SubjectIdentifiers  # noqa: E402
-from lifecycle.scan import Tagger  # noqa: E402
+from lifecycle.config.catalog import load_catalog  # noqa: E402
+from lifecycle.tagstore.db import open_tag_store  # noqa: E402
+from lifecycle.rights.fulfil import SubjectRequest, Workspace, fulfil  # noqa: E402
+from lifecycle.discovery.identifiers import SubjectHasher  # noqa: E402
+from lifecycle.config.policy import load_policy  # noqa: E402
+from lifecycle.rights.requests import SubjectIdentifiers  # noqa: E402
+from lifecycle.discovery.scan import Tagger  # noqa: E402
 from lifecycle.stores import open_store  # noqa: E402
 from lifecycle.stores.base import ConnectionInfo  # noqa: E402
 from lifecycle.stores.lake_table import Store  # noqa: E402

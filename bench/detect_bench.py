@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lifecycle.corpus import labelled_corpus, score  # noqa: E402
-from lifecycle.detect import find_identifiers  # noqa: E402
+from demo.corpus import labelled_corpus, score  # noqa: E402
+from lifecycle.discovery.detect import find_identifiers  # noqa: E402
 
 TARGET = 30_000
 

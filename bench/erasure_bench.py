@@ -31,14 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import text  # noqa: E402
 
 from bench.scratch import create_demo_tables, is_mysql, scratch, server  # noqa: E402
-from lifecycle.catalog import load_catalog  # noqa: E402
-from lifecycle.db import make_engine, open_tag_store  # noqa: E402
-from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure  # noqa: E402
-from lifecycle.identifiers import SubjectHasher  # noqa: E402
-from lifecycle.policy import load_policy  # noqa: E402
-from lifecycle.requests import SubjectIdentifiers  # noqa: E402
-from lifecycle.scan import scan_source  # noqa: E402
-from lifecycle.sqlfiles import load_sql  # noqa: E402
+from lifecycle.config.catalog import load_catalog  # noqa: E402
+from lifecycle.tagstore.db import make_engine, open_tag_store  # noqa: E402
+from lifecycle.rights.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure  # noqa: E402
+from lifecycle.discovery.identifiers import SubjectHasher  # noqa: E402
+from lifecycle.config.policy import load_policy  # noqa: E402
+from lifecycle.rights.requests import SubjectIdentifiers  # noqa: E402
+from lifecycle.discovery.scan import scan_source  # noqa: E402
+from lifecycle.tagstore.sqlfiles import load_sql  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 11, 25)
@@ -75,7 +75,7 @@ ALTER TABLE contact_form_submissions ADD PRIMARY KEY (id);
 ANALYZE
 """
 
-# The same rows on MySQL / MariaDB, into the demo's tables (lifecycle.demo), from MariaDB's
+# The same rows on MySQL / MariaDB, into the demo's tables (demo.company), from MariaDB's
 # sequence engine (seq_1_to_N: a table of 1..N that exists without being created).
 BUILD_MYSQL = """
 INSERT INTO customers (id, customer_number, company_name, org_number, contact_name, contact_email, contact_phone,

@@ -28,14 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, text  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from lifecycle.catalog import Source, check_against_policy  # noqa: E402
-from lifecycle.db import open_tag_store  # noqa: E402
-from lifecycle.enforce import enforce_source  # noqa: E402
-from lifecycle.identifiers import SubjectHasher  # noqa: E402
-from lifecycle.object_scan import scan_object_source  # noqa: E402
-from lifecycle.objects import ObjectStore, decode_records  # noqa: E402
-from lifecycle.plan import build_plan, register_run, summarise_plan  # noqa: E402
-from lifecycle.policy import load_policy  # noqa: E402
+from lifecycle.config.catalog import Source, check_against_policy  # noqa: E402
+from lifecycle.tagstore.db import open_tag_store  # noqa: E402
+from lifecycle.enforcement.enforce import enforce_source  # noqa: E402
+from lifecycle.discovery.identifiers import SubjectHasher  # noqa: E402
+from lifecycle.stores.storage_scan import scan_object_source  # noqa: E402
+from lifecycle.stores.s3 import ObjectStore, decode_records  # noqa: E402
+from lifecycle.enforcement.plan import build_plan, register_run, summarise_plan  # noqa: E402
+from lifecycle.config.policy import load_policy  # noqa: E402
 from tests.s3server import ACCESS_KEY, SECRET_KEY, start_s3_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

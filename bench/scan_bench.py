@@ -29,12 +29,12 @@ from sqlalchemy import text  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bench.scratch import create_demo_tables, is_mysql, scratch, server  # noqa: E402
-from lifecycle.catalog import load_catalog  # noqa: E402
-from lifecycle.db import make_engine, open_tag_store  # noqa: E402
-from lifecycle.identifiers import SubjectHasher  # noqa: E402
-from lifecycle.policy import load_policy  # noqa: E402
-from lifecycle.scan import Tagger, _select, scan_source  # noqa: E402
-from lifecycle.subjects import locate, subject_hashes  # noqa: E402
+from lifecycle.config.catalog import load_catalog  # noqa: E402
+from lifecycle.tagstore.db import make_engine, open_tag_store  # noqa: E402
+from lifecycle.discovery.identifiers import SubjectHasher  # noqa: E402
+from lifecycle.config.policy import load_policy  # noqa: E402
+from lifecycle.discovery.scan import Tagger, _select, scan_source  # noqa: E402
+from lifecycle.discovery.subjects import locate, subject_hashes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 11, 25)
@@ -63,7 +63,7 @@ CREATE INDEX ON contact_form_submissions (email);
 ANALYZE contact_form_submissions;
 """
 
-# The same rows on MySQL / MariaDB, into the demo's table (lifecycle.demo), from MariaDB's
+# The same rows on MySQL / MariaDB, into the demo's table (demo.company), from MariaDB's
 # sequence engine (seq_1_to_N: a table of 1..N that exists without being created).
 BUILD_SOURCE_MYSQL = """
 INSERT INTO contact_form_submissions

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, MetaData, create_engine, make_url, text
 
-from lifecycle import db as lifecycle_db
-from lifecycle.demo import build_tables
+from lifecycle.tagstore import db as lifecycle_db
+from demo.company import build_tables
 
 
 def is_mysql(url: str) -> bool:
@@ -33,7 +33,7 @@ def scratch(url: str, prefix: str, *, name: str | None = None, keep: bool = Fals
     finally:
         try:
             if not keep:
-                # Pools of lifecycle.db.make_engine on the scratch space: an idle MySQL connection
+                # Pools of lifecycle.tagstore.db.make_engine on the scratch space: an idle MySQL connection
                 # using the database would not stop the DROP, but its pool has no further use.
                 for key, engine in list(lifecycle_db._ENGINES.items()):
                     if key[1] == url and key[2] == name:
@@ -60,7 +60,7 @@ def server(engine: Engine) -> str:
 
 
 def create_demo_tables(engine: Engine, *names: str) -> None:
-    """Empty tables with the demo's columns and types (lifecycle.demo: integer ``id`` key, indexed
+    """Empty tables with the demo's columns and types (demo.company: integer ``id`` key, indexed
     ``updated_at``), to be filled set-based by the caller."""
     metadata = MetaData()
     tables = build_tables(metadata)

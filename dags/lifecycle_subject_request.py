@@ -31,7 +31,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from lifecycle_airflow import subject_request
 
 # No control characters and none of ; = < > * " ` \ in a name or company (the simple part of the
-# rules in lifecycle/requests.py).
+# rules in lifecycle/rights/requests.py).
 _FREE_TEXT = r'^[^;=<>*"`\\\x00-\x1f\x7f]*$'
 
 
@@ -52,7 +52,7 @@ _FREE_TEXT = r'^[^;=<>*"`\\\x00-\x1f\x7f]*$'
                            pattern="^(?!.*--)[A-Za-z0-9][A-Za-z0-9._/-]*$",
                            title="Request reference", description="Your case number, e.g. DSR-2026-0042.",
                            section="Request"),
-        # The limits of lifecycle/requests.py, so the form refuses early; the first task checks
+        # The limits of lifecycle/rights/requests.py, so the form refuses early; the first task checks
         # everything again (SQL-looking text, check digits, the numbering plan) and is the authority.
         "email": Param(None, type=["null", "string"], format="email", maxLength=254,
                        pattern=r"^[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$",

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from lifecycle.enforce import enforce_source
-from lifecycle.keys import ensure_installation_key
+from lifecycle.enforcement import enforce_source
+from lifecycle.discovery import ensure_installation_key
 from lifecycle.errors import KeyMismatchError, ValidationFailedError
-from lifecycle.plan import build_plan, register_run, summarise_plan
-from lifecycle.report import build_report, summary_lines, write_report
-from lifecycle.register import check_register, load_mechanisms
-from lifecycle.requests import open_requests
-from lifecycle.sqlfiles import statement
+from lifecycle.enforcement import build_plan, register_run, summarise_plan
+from lifecycle.reporting import build_report, summary_lines, write_report
+from lifecycle.config import check_register, load_mechanisms
+from lifecycle.rights import open_requests
+from lifecycle.tagstore import statement
 from lifecycle_airflow import runtime
 
 log = logging.getLogger("lifecycle")
@@ -75,7 +75,7 @@ def validate(stage: str, context: dict[str, Any]) -> dict[str, Any] | None:
     if stage == "after" and context["params"].get("dry_run"):
         log.info("dry run: nothing was enforced, so there is nothing to validate afterwards")
         return None
-    from lifecycle.validation import validate_tag_store  # Great Expectations: heavy, not at DAG parse time
+    from lifecycle.enforcement import validate_tag_store  # Great Expectations: heavy, not at DAG parse time
 
     s = runtime.settings()
     policy, catalog = runtime.load_config(s)

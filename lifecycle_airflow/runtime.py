@@ -11,16 +11,16 @@ from typing import Any
 import pendulum
 from sqlalchemy import Engine
 
-from lifecycle.catalog import Catalog, Source, load_catalog
-from lifecycle.db import make_engine, open_tag_store
-from lifecycle.identifiers import SubjectHasher
-from lifecycle.objects import Encryption, ObjectStore
-from lifecycle.policy import Policy, load_policy
-from lifecycle.sinks import ArtifactSink
+from lifecycle.config import Catalog, Source, load_catalog
+from lifecycle.tagstore import make_engine, open_tag_store
+from lifecycle.discovery import SubjectHasher
+from lifecycle.stores.s3 import Encryption, ObjectStore
+from lifecycle.config import Policy, load_policy
+from lifecycle.reporting import ArtifactSink
 from lifecycle.stores import ConnectionInfo, RecordStore, backend_for, open_store
 from lifecycle.stores import storage as storage_store
 from lifecycle.stores import table as table_store
-from lifecycle.settings import HASH_SECRET_ENV, PROJECT_ROOT, Settings, hasher_from_secret
+from lifecycle.config import HASH_SECRET_ENV, PROJECT_ROOT, Settings, hasher_from_secret
 
 TAG_STORE_CONN_ID = "lifecycle_tagstore"
 HASH_SECRET_VARIABLE = "lifecycle_hash_secret"

@@ -25,7 +25,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from lifecycle.identifiers import SubjectHasher, normalise_email, normalise_phone, normalise_personnummer, normalise_text
+from lifecycle.discovery import SubjectHasher, normalise_email, normalise_phone, normalise_personnummer, normalise_text
 
 log = logging.getLogger("lifecycle")
 
@@ -192,7 +192,7 @@ def scheduler_hasher(session: Any) -> SubjectHasher | None:
     from airflow.configuration import ensure_secrets_loaded
     from airflow.secrets.metastore import MetastoreBackend
 
-    from lifecycle.settings import HASH_SECRET_ENV
+    from lifecycle.config import HASH_SECRET_ENV
     from lifecycle_airflow.runtime import HASH_SECRET_VARIABLE
 
     secret = None

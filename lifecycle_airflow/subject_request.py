@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.errors import RequestNotVerifiedError
-from lifecycle.fulfil import SubjectRequest, Workspace
-from lifecycle.fulfil import fulfil as fulfil_request
-from lifecycle.requests import SubjectIdentifiers, validate_reference, validate_request_type
+from lifecycle.rights import SubjectRequest, Workspace
+from lifecycle.rights import fulfil as fulfil_request
+from lifecycle.rights import SubjectIdentifiers, validate_reference, validate_request_type
 from lifecycle_airflow import runtime
 
 log = logging.getLogger("lifecycle")

@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 
-from lifecycle.compliance import compliance_summary
-from lifecycle.db import open_tag_store
-from lifecycle.policy import load_policy
-from lifecycle.register import load_mechanisms
-from lifecycle.settings import PROJECT_ROOT, Settings
+from lifecycle.reporting import compliance_summary
+from lifecycle.tagstore import open_tag_store
+from lifecycle.config import load_policy
+from lifecycle.config import load_mechanisms
+from lifecycle.config import PROJECT_ROOT, Settings
 from lifecycle_airflow.runtime import TAG_STORE_CONN_ID, TIMEZONE, url_of
 
 TEMPLATES = PROJECT_ROOT / "lifecycle" / "templates"

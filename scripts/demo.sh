@@ -23,7 +23,7 @@ export AIRFLOW_CONN_LIFECYCLE_TAGSTORE="{\"conn_type\": \"sqlite\", \"host\": \"
 rm -f "$LIFECYCLE_HOME/tagstore.db"*
 
 echo "==> generating the demo company's data ($ROWS rows per main table) into $DEMO_DB"
-python -m lifecycle.demo --url "sqlite:///$DEMO_DB" --rows "$ROWS" --as-of "$RUN_DATE" --progress
+python -m demo.company --url "sqlite:///$DEMO_DB" --rows "$ROWS" --as-of "$RUN_DATE" --progress
 
 echo "==> preparing Airflow's metadata database in $AIRFLOW_HOME"
 airflow db migrate > "$LIFECYCLE_HOME/airflow-db-migrate.log" 2>&1 || { cat "$LIFECYCLE_HOME/airflow-db-migrate.log"; exit 1; }
@@ -33,7 +33,7 @@ set +e
 airflow dags test lifecycle_nightly "$RUN_DATE" --conf "$CONF" > "$LIFECYCLE_HOME/dag-run.log" 2>&1
 status=$?
 set -e
-python -m lifecycle.report --latest "${LIFECYCLE_REPORT_DIR:-$LIFECYCLE_HOME/reports}" || true
+python -m lifecycle.reporting.report --latest "${LIFECYCLE_REPORT_DIR:-$LIFECYCLE_HOME/reports}" || true
 if [ $status -ne 0 ] || grep -q "state=failed\|DagRunState.FAILED" "$LIFECYCLE_HOME/dag-run.log"; then
   echo "the DAG run failed; the end of its log:" >&2
   tail -40 "$LIFECYCLE_HOME/dag-run.log" >&2

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from lifecycle.db import make_engine, open_tag_store
-from lifecycle.identifiers import SubjectHasher
+from lifecycle.tagstore.db import make_engine, open_tag_store
+from lifecycle.discovery.identifiers import SubjectHasher
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SECRET = "test-secret-not-for-production-0123456789"
@@ -95,8 +95,7 @@ def mariadb() -> Iterator[str]:
     """The URL of a fresh database on the MariaDB server (``lc_test_<id>``), dropped afterwards."""
     from sqlalchemy import make_url
 
-    from lifecycle import db as lifecycle_db
-
+    from lifecycle.tagstore import db as lifecycle_db
     _mariadb_available()
     name = f"lc_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(MARIADB_URL)
@@ -173,7 +172,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def object_store(s3_server: object) -> object:
     from tests.s3server import ACCESS_KEY, SECRET_KEY
 
-    from lifecycle.objects import ObjectStore
+    from lifecycle.stores.s3 import ObjectStore
 
     return ObjectStore.connect(endpoint_url=s3_server.endpoint_url, access_key=ACCESS_KEY,  # type: ignore[attr-defined]
                                secret_key=SECRET_KEY)
@@ -185,7 +184,7 @@ def bucket(s3_server: object) -> str:
     tests keep apart by ``prefix``."""
     from tests.s3server import ACCESS_KEY, SECRET_KEY
 
-    from lifecycle.objects import ObjectStore
+    from lifecycle.stores.s3 import ObjectStore
 
     client = ObjectStore.connect(endpoint_url=s3_server.endpoint_url, access_key=ACCESS_KEY,  # type: ignore[attr-defined]
                                  secret_key=SECRET_KEY).client

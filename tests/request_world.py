@@ -40,18 +40,18 @@ class World:
         return json.dumps(self.__dict__)
 
     def engines(self):  # type: ignore[no-untyped-def]
-        from lifecycle.db import make_engine, open_tag_store
+        from lifecycle.tagstore.db import make_engine, open_tag_store
 
         return make_engine(self.url, schema=self.schema), open_tag_store(self.tag_url, schema=self.tag_schema)
 
     def hasher(self):  # type: ignore[no-untyped-def]
-        from lifecycle.identifiers import SubjectHasher
+        from lifecycle.discovery.identifiers import SubjectHasher
 
         return SubjectHasher(self.secret.encode())
 
     def config(self):  # type: ignore[no-untyped-def]
-        from lifecycle.catalog import load_catalog
-        from lifecycle.policy import load_policy
+        from lifecycle.config.catalog import load_catalog
+        from lifecycle.config.policy import load_policy
 
         policy = load_policy(ROOT / "config" / "policy.yaml")
         return policy, load_catalog(ROOT / "config" / "catalog.yaml", policy)
@@ -66,7 +66,7 @@ def insert(engine, name: str, row: dict[str, Any]) -> None:  # type: ignore[no-u
 def prepare(world: World, rows: int = 40) -> None:
     """The demo company plus one person in five sources (own records, a BFL invoice, a mention
     in someone else's message, a customer's audience), scanned once."""
-    from lifecycle.demo import generate
+    from demo.company import generate
 
     generate(world.url, rows=rows, seed=4, as_of=TODAY, schema=world.schema)
     engine, tags = world.engines()
@@ -93,7 +93,7 @@ def prepare(world: World, rows: int = 40) -> None:
 
 def scan_all(world: World, run_id: str, full_rescan: bool = False, only: str | None = None,
              rotate_key: bool = False) -> None:
-    from lifecycle.scan import scan_source
+    from lifecycle.discovery.scan import scan_source
 
     engine, tags = world.engines()
     policy, catalog = world.config()
@@ -106,8 +106,8 @@ def scan_all(world: World, run_id: str, full_rescan: bool = False, only: str | N
 
 def erase(world: World, reference: str = "DSR-1", **identifiers: str):  # type: ignore[no-untyped-def]
     """An erasure request through the domain's one dispatcher, as the DAG runs it."""
-    from lifecycle.fulfil import SubjectRequest, Workspace, fulfil
-    from lifecycle.requests import SubjectIdentifiers
+    from lifecycle.rights.fulfil import SubjectRequest, Workspace, fulfil
+    from lifecycle.rights.requests import SubjectIdentifiers
 
     engine, tags = world.engines()
     policy, catalog = world.config()

@@ -29,8 +29,8 @@ import pendulum
 import pytest
 from sqlalchemy import create_engine, text
 
-from lifecycle.db import open_tag_store
-from lifecycle.demo import generate
+from lifecycle.tagstore.db import open_tag_store
+from demo.company import generate
 from tests.conftest import PG_URL, ROOT, _pg_available
 
 PASSWORD = "standalone-test-password"
@@ -267,7 +267,7 @@ def test_nightly_runs_under_standalone_on_postgresql_and_the_page_shows_the_tag_
 def _written_forms(params: dict[str, Any], year: int) -> set[str]:
     """Every way the identifiers of a request could have been written down: as typed,
     lower-cased, normalised, and JSON-escaped (non-ASCII)."""
-    from lifecycle.identifiers import normalise_personnummer, normalise_phone
+    from lifecycle.discovery.identifiers import normalise_personnummer, normalise_phone
 
     forms: set[str] = set()
     for param in ("email", "phone", "personnummer", "name", "company", "new_value"):
@@ -302,7 +302,7 @@ def test_a_subject_request_leaves_no_identifiers_in_airflows_records(standalone:
     -- and, once the runs have ended, not one of the identifiers is left anywhere in Airflow's
     metadata database (a full pg_dump) or its logs: the runs' conf holds keyed references, the
     audit log's trigger entries too."""
-    from lifecycle.identifiers import SubjectHasher, luhn_check_digit
+    from lifecycle.discovery.identifiers import SubjectHasher, luhn_check_digit
     from lifecycle_airflow.scrub import IDENTIFIER_PARAMS, scrub_conf
 
     def parsed() -> bool:

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lifecycle.catalog import load_catalog
+from lifecycle.config.catalog import load_catalog
 from lifecycle.errors import CatalogError, UnknownSourceError
-from lifecycle.policy import load_policy
+from lifecycle.config.policy import load_policy
 
 
 def test_demo_catalog_loads_and_is_consistent(policy_path: Path, catalog_path: Path) -> None:

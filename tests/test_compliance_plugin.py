@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.tables import object_state, record_tag
+from lifecycle.tagstore.tables import object_state, record_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def api(airflow_db, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     tags_url = f"sqlite:///{tmp_path / 'tagstore.db'}"
     monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_TAGSTORE", f'{{"conn_type": "generic", "extra": {{"sqlalchemy_url": "{tags_url}"}}}}')
     monkeypatch.setenv("LIFECYCLE_REPORT_DIR", str(tmp_path / "reports"))
-    from lifecycle.db import open_tag_store
+    from lifecycle.tagstore.db import open_tag_store
 
     engine = open_tag_store(tags_url)
     base = dict(activity="newsletter", role="controller", controller="self", clock_value=date(2025, 1, 1),

@@ -19,8 +19,8 @@ import yaml
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Date, DateTime, Engine, MetaData, create_engine, inspect, select, text
 
-from lifecycle.db import make_engine
-from lifecycle.demo import (
+from lifecycle.tagstore.db import make_engine
+from demo.company import (
     CLOCK_CASES,
     clock_date,
     first_kept_day,
@@ -137,7 +137,7 @@ def test_deterministic_by_seed(target: tuple[str, str | None]) -> None:
 
 def test_same_data_in_another_process(tmp_path: Path) -> None:
     """No dependence on hash randomisation or the wall clock: fresh interpreters agree."""
-    code = ("import sys, datetime; from lifecycle.demo import generate; "
+    code = ("import sys, datetime; from demo.company import generate; "
             "generate(sys.argv[1], rows=40, seed=3, as_of=datetime.date(2026, 11, 25))")
     dumps = []
     for hash_seed in ("1", "2"):
@@ -357,5 +357,5 @@ def test_cli_prints_rows_per_table(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_module_does_not_import_airflow() -> None:
-    code = "import sys, lifecycle.demo; sys.exit(any(m.split('.')[0] == 'airflow' for m in sys.modules))"
+    code = "import sys, demo.company; sys.exit(any(m.split('.')[0] == 'airflow' for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from lifecycle.corpus import labelled_corpus, score
-from lifecycle.detect import Finding, find_identifiers, redact
+from demo.corpus import labelled_corpus, score
+from lifecycle.discovery.detect import Finding, find_identifiers, redact
 
 
 def found(text: str, reference_year: int = 2026) -> list[tuple[str, str]]:

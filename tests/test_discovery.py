@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData, Table, func, select, text
 
-from lifecycle.catalog import load_catalog
-from lifecycle.demo import generate
-from lifecycle.plan import build_plan, register_run
-from lifecycle.policy import load_policy
-from lifecycle.scan import scan_source
-from lifecycle.subjects import locate, subject_hashes
-from lifecycle.tables import plan_item, record_tag, schema_finding, subject_ref
+from lifecycle.config.catalog import load_catalog
+from demo.company import generate
+from lifecycle.enforcement.plan import build_plan, register_run
+from lifecycle.config.policy import load_policy
+from lifecycle.discovery.scan import scan_source
+from lifecycle.discovery.subjects import locate, subject_hashes
+from lifecycle.tagstore.tables import plan_item, record_tag, schema_finding, subject_ref
 
 TODAY = date(2026, 11, 25)
 LATER = datetime(2026, 11, 25, 23, 0)

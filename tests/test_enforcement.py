@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, func, select
 
-from lifecycle.catalog import Catalog, load_catalog
-from lifecycle.enforce import enforce_source
+from lifecycle.config.catalog import Catalog, load_catalog
+from lifecycle.enforcement.enforce import enforce_source
 from lifecycle.errors import CatalogError, PlanNeedsConfirmationError
-from lifecycle.plan import build_plan, register_run, summarise_plan
-from lifecycle.policy import Policy, load_policy
-from lifecycle.scan import scan_source
-from lifecycle.tables import journal, record_tag, subject_ref
+from lifecycle.enforcement.plan import build_plan, register_run, summarise_plan
+from lifecycle.config.policy import Policy, load_policy
+from lifecycle.discovery.scan import scan_source
+from lifecycle.tagstore.tables import journal, record_tag, subject_ref
 
 TODAY = date(2026, 11, 25)
 

@@ -8,10 +8,10 @@ from datetime import date
 import pytest
 from sqlalchemy import MetaData, Table, select
 
-from lifecycle.certificate import write_certificate
-from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
-from lifecycle.requests import InvalidRequestError, SubjectIdentifiers
-from lifecycle.tables import record_tag, suppression
+from lifecycle.rights.certificate import write_certificate
+from lifecycle.rights.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
+from lifecycle.rights.requests import InvalidRequestError, SubjectIdentifiers
+from lifecycle.tagstore.tables import record_tag, suppression
 from tests.request_world import EMAIL, PHONE, TODAY, World, prepare
 
 
@@ -98,8 +98,8 @@ def test_invalid_input_is_refused_before_anything_is_read(raw, problem) -> None:
 def test_access_extract_holds_everything_grouped_and_is_owner_only(person, hasher, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import os
 
-    from lifecycle.certificate import write_extract
-    from lifecycle.extract import build_extract
+    from lifecycle.rights.certificate import write_extract
+    from lifecycle.rights.extract import build_extract
 
     engine, tags, catalog, policy, ids = person
     extract = build_extract("DSR-2", catalog=catalog, policy=policy, source_engines={"lifecycle_demo": engine},
@@ -117,7 +117,7 @@ def test_access_extract_holds_everything_grouped_and_is_owner_only(person, hashe
 
 
 def test_request_ledger_deadlines(tag_db) -> None:  # type: ignore[no-untyped-def]
-    from lifecycle.requests import complete_request, open_requests, register_request
+    from lifecycle.rights.requests import complete_request, open_requests, register_request
 
     tags = tag_db.tag_store()
     register_request(tags, "DSR-OLD", "erasure", date(2026, 10, 1))

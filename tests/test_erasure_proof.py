@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import MetaData, Table, select, text
 
 from lifecycle.errors import KeyMismatchError, RequestNotVerifiedError
-from lifecycle.keys import key_id, recorded_keys
-from lifecycle.tables import subject_ref
+from lifecycle.discovery.keys import key_id, recorded_keys
+from lifecycle.tagstore.tables import subject_ref
 from tests.request_world import ROOT, TODAY, World, erase, insert, prepare, scan_all, table_rows
 
 OTHER_SECRET = "another-Secret-for-a-second-deployment-98765"
@@ -65,8 +65,8 @@ def test_a_scan_under_another_secret_stops_and_a_deliberate_rotation_reindexes(w
     keys = recorded_keys(tags)
     assert {v for k, v in keys.items() if k.startswith("source:")} == {key_id(other.hasher())}
     # The index now answers under the new secret only.
-    from lifecycle.subjects import locate
-    from lifecycle.requests import SubjectIdentifiers
+    from lifecycle.discovery.subjects import locate
+    from lifecycle.rights.requests import SubjectIdentifiers
 
     ids = SubjectIdentifiers.parse({"email": "test.person@exempel.se"}, 2026)
     assert locate(tags, ids.hashes(other.hasher(), 2026))
@@ -127,8 +127,7 @@ def _child(world: World, command: str, env: dict[str, str] | None = None) -> sub
 
 
 def _crash_points(world: World) -> list[str]:
-    from lifecycle import request_journal
-
+    from lifecycle.rights import journal as request_journal
     _, tags = world.engines()
     numbers = [s.number for s in request_journal.steps(tags, "DSR-1")]
     return (["request:planned"] + [f"request:step-{n}:{when}" for n in numbers for when in ("started", "applied")]
@@ -185,8 +184,8 @@ def test_a_request_during_a_full_rescan_waits_for_it_and_erases_everything(pg_sc
     the person, the phone number in someone else's message included."""
     from tests.conftest import PG_URL
 
-    from lifecycle.requests import SubjectIdentifiers
-    from lifecycle.subjects import locate
+    from lifecycle.rights.requests import SubjectIdentifiers
+    from lifecycle.discovery.subjects import locate
 
     world = World(PG_URL, pg_schema, PG_URL, pg_schema, str(tmp_path / "reports"))
     prepare(world, rows=200)
@@ -249,9 +248,9 @@ def test_the_source_search_finds_a_phone_in_every_separator_writing(world: World
     missed would be certified as gone."""
     from datetime import date, datetime
 
-    from lifecycle.requests import SubjectIdentifiers
+    from lifecycle.rights.requests import SubjectIdentifiers
     from lifecycle.stores import open_store
-    from lifecycle.verify import Probe
+    from lifecycle.rights.verify import Probe
 
     engine, tags = world.engines()
     insert(engine, "contact_form_submissions", dict(

@@ -1,6 +1,6 @@
 import pytest
 
-from lifecycle.identifiers import SubjectHasher, normalise_email, normalise_personnummer, normalise_phone
+from lifecycle.discovery.identifiers import SubjectHasher, normalise_email, normalise_personnummer, normalise_phone
 
 
 @pytest.mark.parametrize(

@@ -18,21 +18,21 @@ import yaml
 from deltalake import DeltaTable, write_deltalake
 from sqlalchemy import func, select
 
-from lifecycle.catalog import Catalog, load_catalog
-from lifecycle.enforce import enforce_source
+from lifecycle.config.catalog import Catalog, load_catalog
+from lifecycle.enforcement.enforce import enforce_source
 from lifecycle.errors import CatalogError
-from lifecycle.fulfil import SubjectRequest, Workspace, fulfil
-from lifecycle.identifiers import SubjectHasher
-from lifecycle.plan import build_plan, register_run, summarise_plan
-from lifecycle.policy import load_policy
-from lifecycle.requests import SubjectIdentifiers
+from lifecycle.rights.fulfil import SubjectRequest, Workspace, fulfil
+from lifecycle.discovery.identifiers import SubjectHasher
+from lifecycle.enforcement.plan import build_plan, register_run, summarise_plan
+from lifecycle.config.policy import load_policy
+from lifecycle.rights.requests import SubjectIdentifiers
 from lifecycle.stores import backend_for, open_store
 from lifecycle.stores.base import ConnectionInfo
 from lifecycle.stores.lake_table import LakeBackend, Store
 from lifecycle.stores.lake_table import backend as lake_backend_of
-from lifecycle.subjects import locate
-from lifecycle.tables import record_tag, schema_finding, subject_ref, watermark
-from lifecycle.verify import Probe
+from lifecycle.discovery.subjects import locate
+from lifecycle.tagstore.tables import record_tag, schema_finding, subject_ref, watermark
+from lifecycle.rights.verify import Probe
 from tests.conftest import ROOT
 
 POLICY = load_policy(ROOT / "config" / "policy.yaml")

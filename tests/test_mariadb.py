@@ -20,20 +20,20 @@ import pytest
 import yaml
 from sqlalchemy import Engine, MetaData, Table, bindparam, event, inspect, make_url, select, text
 
-from lifecycle import db as lifecycle_db
-from lifecycle.catalog import Catalog, load_catalog
-from lifecycle.db import lock_source, make_engine, open_tag_store
-from lifecycle.demo import generate
-from lifecycle.enforce import enforce_source
+from lifecycle.tagstore import db as lifecycle_db
+from lifecycle.config.catalog import Catalog, load_catalog
+from lifecycle.tagstore.db import lock_source, make_engine, open_tag_store
+from demo.company import generate
+from lifecycle.enforcement.enforce import enforce_source
 from lifecycle.errors import CatalogError, RequestNotVerifiedError
-from lifecycle.fulfil import SubjectRequest, Workspace, fulfil
-from lifecycle.identifiers import SubjectHasher
-from lifecycle.plan import build_plan, register_run, summarise_plan
-from lifecycle.policy import load_policy
-from lifecycle.requests import SubjectIdentifiers
-from lifecycle.scan import scan_source
-from lifecycle.sqlfiles import load_sql, statement
-from lifecycle.tables import record_tag, subject_ref
+from lifecycle.rights.fulfil import SubjectRequest, Workspace, fulfil
+from lifecycle.discovery.identifiers import SubjectHasher
+from lifecycle.enforcement.plan import build_plan, register_run, summarise_plan
+from lifecycle.config.policy import load_policy
+from lifecycle.rights.requests import SubjectIdentifiers
+from lifecycle.discovery.scan import scan_source
+from lifecycle.tagstore.sqlfiles import load_sql, statement
+from lifecycle.tagstore.tables import record_tag, subject_ref
 from tests.conftest import PG_URL, ROOT, TEST_SECRET
 from tests.request_world import EMAIL, PHONE, TODAY, World, erase, insert, prepare, scan_all
 

@@ -15,7 +15,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import MetaData, select
 
-from lifecycle.demo import generate
+from demo.company import generate
 
 TODAY = date(2026, 11, 25)
 VALID_BASES = {"consent", "contract", "legitimate_interest"}
@@ -203,7 +203,7 @@ def test_malformed_catalog_fails_before_anything_is_touched(db, tag_db, airflow_
     assert snapshot(engine) == before
     from sqlalchemy import func
 
-    from lifecycle.tables import record_tag
+    from lifecycle.tagstore.tables import record_tag
 
     tags = tag_db.tag_store()
     with tags.connect() as conn:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lifecycle.catalog import load_catalog
+from lifecycle.config.catalog import load_catalog
 from lifecycle.errors import CatalogError
-from lifecycle.objects import MalformedObjectError, decode_records, encode_records, object_format
-from lifecycle.policy import load_policy
+from lifecycle.stores.s3 import MalformedObjectError, decode_records, encode_records, object_format
+from lifecycle.config.policy import load_policy
 
 RECORDS = [{"id": "1", "email": "a@example.se", "note": "Hej, \"du\"; ring 070-123 45 67"},
            {"id": "2", "email": None, "note": "rad\nbrytning"}]

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from lifecycle.catalog import Source, check_against_policy
-from lifecycle.enforce import enforce_source
-from lifecycle.identifiers import SubjectHasher
-from lifecycle.object_enforce import SimulatedCrash
-from lifecycle.object_scan import scan_object_source
-from lifecycle.objects import CLOCK_METADATA, ObjectDeleteError, ObjectStore
-from lifecycle.plan import build_plan, register_run, summarise_plan
-from lifecycle.policy import load_policy
-from lifecycle.tables import journal, object_state, record_tag, subject_ref
+from lifecycle.config.catalog import Source, check_against_policy
+from lifecycle.enforcement.enforce import enforce_source
+from lifecycle.discovery.identifiers import SubjectHasher
+from lifecycle.stores.storage_enforce import SimulatedCrash
+from lifecycle.stores.storage_scan import scan_object_source
+from lifecycle.stores.s3 import CLOCK_METADATA, ObjectDeleteError, ObjectStore
+from lifecycle.enforcement.plan import build_plan, register_run, summarise_plan
+from lifecycle.config.policy import load_policy
+from lifecycle.tagstore.tables import journal, object_state, record_tag, subject_ref
 from tests.conftest import ROOT
 
 POLICY = load_policy(ROOT / "config" / "policy.yaml")
@@ -252,9 +252,9 @@ def test_rewrite_keeps_the_records_date_when_the_clock_is_last_modified(
         assert set(conn.execute(select(record_tag.c.clock_value).where(record_tag.c.source == source.name)).scalars()) == {uploaded}
 
     # Erase person 1 (an erasure request), and check the rewritten object keeps its date.
-    from lifecycle.catalog import Catalog
-    from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure
-    from lifecycle.requests import SubjectIdentifiers
+    from lifecycle.config.catalog import Catalog
+    from lifecycle.rights.erasure import RequestScope, apply_erasure, plan_erasure
+    from lifecycle.rights.requests import SubjectIdentifiers
 
     catalog = Catalog(version=1, sources={source.name: source})
     ids = SubjectIdentifiers.parse({"email": "person1@example.se"}, 2026)
@@ -274,10 +274,10 @@ def test_rewrite_keeps_the_records_date_when_the_clock_is_last_modified(
 
 def test_a_person_in_several_objects_is_extracted_then_erased_everywhere_and_verified(
         object_store: ObjectStore, bucket: str, prefix: str, tag_db: Any, hasher: SubjectHasher, tmp_path: Any) -> None:
-    from lifecycle.catalog import Catalog
-    from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
-    from lifecycle.extract import build_extract
-    from lifecycle.requests import SubjectIdentifiers
+    from lifecycle.config.catalog import Catalog
+    from lifecycle.rights.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
+    from lifecycle.rights.extract import build_extract
+    from lifecycle.rights.requests import SubjectIdentifiers
 
     tags = tag_db.tag_store()
     lists, mails = newsletter_source(bucket, prefix + "lists/"), mail_archive_source(bucket, prefix + "mail/")
@@ -317,7 +317,7 @@ def test_a_person_in_several_objects_is_extracted_then_erased_everywhere_and_ver
     assert outcome.objects["newsletter_exports"]["objects_deleted"] == 1
     assert outcome.objects["newsletter_exports"]["versions_removed"] == 3  # spring's two old ones, autumn's one
     assert outcome.objects["mail_archive"]["objects_rewritten"] == 2  # her message erased, then the mention redacted
-    from lifecycle.certificate import write_certificate
+    from lifecycle.rights.certificate import write_certificate
 
     certificate = write_certificate({**outcome.to_dict(), "controller": "x", "request_type": "erasure",
                                      "received_on": "2026-11-25", "due_on": "2026-12-25", "completed_at": "now"},
@@ -340,8 +340,8 @@ def test_a_person_in_several_objects_is_extracted_then_erased_everywhere_and_ver
 
 def test_reports_and_certificates_can_go_to_a_bucket_encrypted(
         object_store: ObjectStore, bucket: str, prefix: str) -> None:
-    from lifecycle.objects import Encryption
-    from lifecycle.sinks import ArtifactSink
+    from lifecycle.stores.s3 import Encryption
+    from lifecycle.reporting.sinks import ArtifactSink
 
     store = ObjectStore(object_store.client, Encryption("AES256"))
     sink = ArtifactSink.parse(f"s3://{bucket}/{prefix}artifacts", store)
@@ -355,10 +355,10 @@ def test_reports_and_certificates_can_go_to_a_bucket_encrypted(
 
 def test_rectification_changes_the_record_inside_its_object_and_the_index(
         object_store: ObjectStore, bucket: str, prefix: str, tag_db: Any, hasher: SubjectHasher) -> None:
-    from lifecycle.catalog import Catalog
-    from lifecycle.requests import SubjectIdentifiers
-    from lifecycle.rights import rectify
-    from lifecycle.subjects import locate
+    from lifecycle.config.catalog import Catalog
+    from lifecycle.rights.requests import SubjectIdentifiers
+    from lifecycle.rights.amend import rectify
+    from lifecycle.discovery.subjects import locate
 
     tags = tag_db.tag_store()
     source = newsletter_source(bucket, prefix)

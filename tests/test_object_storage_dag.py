@@ -14,7 +14,7 @@ from typing import Any
 import pendulum
 import yaml
 
-from lifecycle.objects import ObjectStore
+from lifecycle.stores.s3 import ObjectStore
 from tests.conftest import ROOT
 from tests.s3server import ACCESS_KEY, SECRET_KEY
 

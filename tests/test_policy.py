@@ -5,8 +5,8 @@ import pytest
 import yaml
 
 from lifecycle.errors import PolicyError
-from lifecycle.policy import load_policy
-from lifecycle.retention import compute_deadline, fiscal_year_end
+from lifecycle.config.policy import load_policy
+from lifecycle.config.retention import compute_deadline, fiscal_year_end
 
 
 def test_policy_encodes_bilaga_1(policy_path: Path) -> None:

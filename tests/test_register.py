@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.policy import load_policy
-from lifecycle.register import RegisterError, check_register, load_mechanisms
+from lifecycle.config.policy import load_policy
+from lifecycle.config.register import RegisterError, check_register, load_mechanisms
 
 ROOT = Path(__file__).resolve().parents[1]
 

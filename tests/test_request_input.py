@@ -12,14 +12,14 @@ import pendulum
 import pytest
 
 from lifecycle.errors import SecretMissingError, WeakSecretError
-from lifecycle.requests import (
+from lifecycle.rights.requests import (
     MAX_LENGTH,
     InvalidRequestError,
     SubjectIdentifiers,
     validate_reference,
     validate_request_type,
 )
-from lifecycle.settings import hasher_from_secret, secret_weakness
+from lifecycle.config.settings import hasher_from_secret, secret_weakness
 from tests.conftest import ROOT, TEST_SECRET
 
 YEAR = 2026

@@ -7,13 +7,13 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import select
 
-from lifecycle.erasure import RequestScope, apply_erasure
-from lifecycle.plan import build_plan, register_run
-from lifecycle.requests import InvalidRequestError, SubjectIdentifiers
-from lifecycle.rights import plan_objection, plan_withdrawal, rectify
-from lifecycle.scan import scan_source
-from lifecycle.subjects import locate, subject_hashes
-from lifecycle.tables import plan_item, suppression
+from lifecycle.rights.erasure import RequestScope, apply_erasure
+from lifecycle.enforcement.plan import build_plan, register_run
+from lifecycle.rights.requests import InvalidRequestError, SubjectIdentifiers
+from lifecycle.rights.amend import plan_objection, plan_withdrawal, rectify
+from lifecycle.discovery.scan import scan_source
+from lifecycle.discovery.subjects import locate, subject_hashes
+from lifecycle.tagstore.tables import plan_item, suppression
 from test_erasure import TODAY, _row, person  # noqa: F401 - the shared fixture
 from tests.request_world import insert as _insert
 

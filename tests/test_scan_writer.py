@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from lifecycle.scan import ChunkWriter
+from lifecycle.discovery.scan import ChunkWriter
 
 
 @pytest.mark.parametrize("threaded", [True, False])

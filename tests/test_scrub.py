@@ -11,7 +11,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from lifecycle.identifiers import SubjectHasher, luhn_check_digit
+from lifecycle.discovery.identifiers import SubjectHasher, luhn_check_digit
 from lifecycle_airflow import scrub
 from lifecycle_airflow.scrub import IDENTIFIER_PARAMS, hunted_forms, scrub_conf, scrub_log_extra, scrub_text
 from tests.conftest import TEST_SECRET

@@ -10,8 +10,8 @@ import pendulum
 import pytest
 from sqlalchemy import MetaData, Table, func, select
 
-from lifecycle.demo import generate
-from lifecycle.tables import plan_item, subject_request
+from demo.company import generate
+from lifecycle.tagstore.tables import plan_item, subject_request
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ def test_erasure_and_access_through_the_dags(db, tag_db, airflow_db, tmp_path, m
 
 
 def test_rectification_withdrawal_and_objection_through_the_dag(db, tag_db, airflow_db, tmp_path, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
-    from lifecycle.tables import suppression
+    from lifecycle.tagstore.tables import suppression
 
     monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_DEMO", db.airflow_conn())
     monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_TAGSTORE", tag_db.airflow_conn())

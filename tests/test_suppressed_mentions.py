@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, Table, insert, select
 
-from lifecycle.catalog import load_catalog
-from lifecycle.demo import generate
-from lifecycle.detect import REDACTED
-from lifecycle.enforce import enforce_source
-from lifecycle.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
-from lifecycle.plan import build_plan, register_run, summarise_plan
-from lifecycle.policy import load_policy
-from lifecycle.requests import SubjectIdentifiers
-from lifecycle.scan import scan_source
-from lifecycle.tables import plan_item, record_tag, subject_ref, suppression
+from lifecycle.config.catalog import load_catalog
+from demo.company import generate
+from lifecycle.discovery.detect import REDACTED
+from lifecycle.enforcement.enforce import enforce_source
+from lifecycle.rights.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
+from lifecycle.enforcement.plan import build_plan, register_run, summarise_plan
+from lifecycle.config.policy import load_policy
+from lifecycle.rights.requests import SubjectIdentifiers
+from lifecycle.discovery.scan import scan_source
+from lifecycle.tagstore.tables import plan_item, record_tag, subject_ref, suppression
 
 TODAY = date(2026, 11, 25)
 EMAIL = "Test.Person@Exempel.se"
@@ -179,7 +179,7 @@ def test_a_redact_plan_needs_the_hasher(erased, hasher) -> None:  # type: ignore
 
 def test_plan_leaves_processor_data_planned_records_and_undetectable_refs_alone(tag_db, hasher) -> None:  # type: ignore[no-untyped-def]
     """The planning statement alone, on hand-made tags: who gets a redaction and who does not."""
-    from lifecycle.catalog import load_catalog as _load
+    from lifecycle.config.catalog import load_catalog as _load
     from tests.conftest import ROOT
 
     policy = load_policy(ROOT / "config" / "policy.yaml")
@@ -226,7 +226,7 @@ def test_plan_leaves_processor_data_planned_records_and_undetectable_refs_alone(
 
 def test_returned_mentions_in_objects_are_redacted_and_old_versions_removed(
         object_store, bucket: str, prefix: str, tag_db: Any, hasher) -> None:  # type: ignore[no-untyped-def]
-    from lifecycle.object_scan import scan_object_source
+    from lifecycle.stores.storage_scan import scan_object_source
     from tests.test_object_storage import POLICY, mail_archive_source, versions
 
     def object_nightly(run_id: str):  # type: ignore[no-untyped-def]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from lifecycle.errors import ConfigError
-from lifecycle.tables import record_tag, schema_finding
-from lifecycle.validation import ExpectationOutcome, ValidationResult, ValidationRunError, validate_tag_store
+from lifecycle.tagstore.tables import record_tag, schema_finding
+from lifecycle.enforcement.validation import ExpectationOutcome, ValidationResult, ValidationRunError, validate_tag_store
 
 SUITES = Path(__file__).resolve().parents[1] / "expectations"
 TODAY = date(2026, 11, 25)

@@ -6,37 +6,10 @@ of store is one module here, named after the catalog's location key (``table``, 
 Connection: adding a kind means adding its module, its catalog variant and its tests.
 """
 
-from __future__ import annotations
+from lifecycle.surface import public_surface
 
-import importlib
-from typing import Any
-
-from sqlalchemy import Engine
-
-from lifecycle.catalog import Catalog, Source
-from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange, RecordStore
-
-__all__ = ["Changed", "ConnectionInfo", "RecordChange", "RecordStore", "backend_for", "open_store", "open_stores"]
-
-
-def _module(source: Source) -> Any:
-    return importlib.import_module(f"lifecycle.stores.{source.location}")
-
-
-def open_store(source: Source, backend: Any, tag_engine: Engine, **options: Any) -> RecordStore:
-    """The store of ``source`` over ``backend`` (the client its Connection gives: an SQLAlchemy
-    engine, an S3 client...). A RecordStore passed in is returned as it is."""
-    if isinstance(backend, RecordStore):
-        return backend
-    return _module(source).Store(source, backend, tag_engine, **options)
-
-
-def open_stores(catalog: Catalog, backends: dict[str, Any], tag_engine: Engine) -> dict[str, RecordStore]:
-    """One store per catalog source whose Connection has a backend in ``backends``."""
-    return {name: open_store(s, backends[s.connection], tag_engine)
-            for name, s in catalog.sources.items() if s.connection in backends}
-
-
-def backend_for(source: Source, conn: ConnectionInfo) -> Any:
-    """The client a source's kind of store needs, from its Connection."""
-    return _module(source).backend(conn)
+__all__, __getattr__ = public_surface(__name__, {
+    "base": ("Changed", "ConnectionInfo", "RecordChange", "RecordStore"),
+    "registry": ("backend_for", "open_store", "open_stores"),
+    "s3": ("Encryption", "ObjectStore"),
+})

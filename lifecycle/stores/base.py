@@ -8,11 +8,11 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from lifecycle.catalog import Source
-    from lifecycle.identifiers import SubjectHasher
-    from lifecycle.policy import Policy
-    from lifecycle.scan import ScanStats
-    from lifecycle.verify import Probe, SourceCheck
+    from lifecycle.config import Source
+    from lifecycle.discovery import SubjectHasher
+    from lifecycle.config import Policy
+    from lifecycle.discovery import ScanStats
+    from lifecycle.rights import Probe, SourceCheck
 
 # A change of one record: the new record, or None to drop it (erase).
 RecordChange = Callable[[dict[str, Any]], "dict[str, Any] | None"]

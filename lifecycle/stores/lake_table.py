@@ -2,7 +2,7 @@
 local table (``file:///...`` or an absolute path) or one on an S3-compatible store (``s3://``).
 
 Scan: the table's current version is streamed in Arrow record batches by delta-rs's own engine
-(deletion vectors and column mapping are honoured) and tagged by lifecycle.scan's machinery, into
+(deletion vectors and column mapping are honoured) and tagged by lifecycle.discovery.scan's machinery, into
 the same tag store and subject index as any source (record key: the primary key's value).
 Incremental by table version: when every commit since the last scan appended files or was the
 pipeline's own, only the files added since are read; any other commit (DELETE, UPDATE, MERGE,
@@ -49,35 +49,35 @@ from deltalake.fs import DeltaStorageHandler
 from pyarrow.fs import FileSelector, FileType, PyFileSystem
 from sqlalchemy import Engine, and_, delete, func, select, update
 
-from lifecycle.catalog import Source
-from lifecycle.db import lock_source
-from lifecycle.detect import REDACTED
+from lifecycle.config import Source
+from lifecycle.tagstore import lock_source
+from lifecycle.discovery import REDACTED
 from lifecycle.errors import CatalogError, ObjectDeleteError
-from lifecycle.identifiers import SubjectHasher
-from lifecycle.keys import record_key_identity, source_scope
-from lifecycle.locks import source_guard
-from lifecycle.objects import DELETE_ATTEMPTS, ObjectStore
-from lifecycle.policy import Policy
-from lifecycle.scan import (
+from lifecycle.discovery import SubjectHasher
+from lifecycle.discovery import record_key_identity, source_scope
+from lifecycle.tagstore import source_guard
+from lifecycle.stores.s3 import DELETE_ATTEMPTS, ObjectStore
+from lifecycle.config import Policy
+from lifecycle.discovery import (
     ChunkWriter,
     ScanStats,
     Tagger,
-    _analyze,
-    _check_anonymisable,
-    _count_into,
-    _record_findings,
-    _refresh_refs,
-    _save_watermark,
-    _swap_in_index,
-    _write_refs,
-    _write_tags,
+    analyze,
+    check_anonymisable,
+    count_into,
+    record_findings,
+    refresh_refs,
+    save_watermark,
+    swap_in_index,
+    write_refs,
+    write_tags,
     choose_mode,
     key_state,
     schema_drift,
 )
 from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
-from lifecycle.tables import record_tag, subject_ref, subject_ref_build, watermark
-from lifecycle.verify import Probe, SourceCheck, record_holds
+from lifecycle.tagstore import record_tag, subject_ref, subject_ref_build, watermark
+from lifecycle.rights import Probe, SourceCheck, record_holds
 
 log = logging.getLogger(__name__)
 
@@ -262,11 +262,11 @@ class Store:
         stats.schema_findings = schema_drift(source, columns)
         if any(f["finding"] == "missing_column" for f in stats.schema_findings):
             # Tagging without a catalogued column could decide wrongly: leave the tags as they are.
-            _record_findings(tag_engine, source, stats.schema_findings, run_id)
+            record_findings(tag_engine, source, stats.schema_findings, run_id)
             stats.mode = "blocked"
             stats.seconds = round(time.monotonic() - started, 3)
             return stats
-        _check_anonymisable(source, columns, catalog_file)
+        check_anonymisable(source, columns, catalog_file)
         self._check_types(schema, catalog_file)
 
         mark, print_ = choose_mode(tag_engine, source, policy, stats, requested=full_rescan or key_reason is not None,
@@ -296,11 +296,11 @@ class Store:
 
         def write(keys: list[str], tags: list[dict[str, Any]], refs: list[dict[str, Any]]) -> None:
             with tag_engine.begin() as conn:
-                _write_tags(conn, tag_engine, tags, first=first)
+                write_tags(conn, tag_engine, tags, first=first)
                 if incremental:
-                    _refresh_refs(conn, tag_engine, source, keys, refs)
+                    refresh_refs(conn, tag_engine, source, keys, refs)
                 else:
-                    _write_refs(conn, tag_engine, refs, fresh=True, target=ref_target)
+                    write_refs(conn, tag_engine, refs, fresh=True, target=ref_target)
 
         seen: set[str] = set()
         untagged = {"no_key": 0, "repeated_key": 0}
@@ -328,7 +328,7 @@ class Store:
                     refs += row_refs
                 if keys:
                     writer.submit(keys, tags, refs)
-                _count_into(stats, len(keys), tags, refs, source)
+                count_into(stats, len(keys), tags, refs, source)
                 if progress:
                     progress(stats.records, total)
         except BaseException:
@@ -341,7 +341,7 @@ class Store:
             stats.schema_findings.append({"column": pk, "finding": "untagged_rows"})
             log.warning("%s: %d rows without %r and %d rows repeating an earlier %r were not tagged",
                         source.name, untagged["no_key"], pk, untagged["repeated_key"], pk)
-        _record_findings(tag_engine, source, stats.schema_findings, run_id)
+        record_findings(tag_engine, source, stats.schema_findings, run_id)
 
         with tag_engine.begin() as conn:
             if stats.mode == "full":  # records gone from the table since the last scan: not seen by this one
@@ -349,11 +349,11 @@ class Store:
                 stats.deleted = conn.execute(select(func.count(func.distinct(record_tag.c.record_key))).where(stale)).scalar_one()
                 conn.execute(delete(record_tag).where(stale))
                 if build:
-                    _swap_in_index(conn, source)
+                    swap_in_index(conn, source)
             record_key_identity(conn, source_scope(source.name), hasher, run_id)
         if stats.mode == "full":
-            _analyze(tag_engine)
-        _save_watermark(tag_engine, source, VERSION_MARK, version, print_, run_id)
+            analyze(tag_engine)
+        save_watermark(tag_engine, source, VERSION_MARK, version, print_, run_id)
         stats.seconds = round(time.monotonic() - started, 3)
         return stats
 

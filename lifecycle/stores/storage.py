@@ -1,5 +1,5 @@
-"""Records inside objects of an S3 bucket (CSV, JSON Lines, JSON; gzip): lifecycle.objects reads
-and writes them, lifecycle.object_scan tags them, lifecycle.object_enforce rewrites them (one
+"""Records inside objects of an S3 bucket (CSV, JSON Lines, JSON; gzip): lifecycle.stores.s3 reads
+and writes them, lifecycle.stores.storage_scan tags them, lifecycle.stores.storage_enforce rewrites them (one
 PUT per object, then every older version deleted)."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from lifecycle.catalog import Source
-from lifecycle.identifiers import SubjectHasher
-from lifecycle.object_enforce import ObjectStats, anonymiser, apply_changes, erase, object_keys
-from lifecycle.object_scan import read_records, scan_object_source, split_record_key
-from lifecycle.objects import MalformedObjectError, ObjectStore, decode_records, object_format
-from lifecycle.policy import Policy
+from lifecycle.config import Source
+from lifecycle.discovery import SubjectHasher
+from lifecycle.stores.storage_enforce import ObjectStats, anonymiser, apply_changes, erase, object_keys
+from lifecycle.stores.storage_scan import read_records, scan_object_source, split_record_key
+from lifecycle.stores.s3 import MalformedObjectError, ObjectStore, decode_records, object_format
+from lifecycle.config import Policy
 from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
-from lifecycle.verify import Probe, SourceCheck, allowed_record, record_holds
+from lifecycle.rights import Probe, SourceCheck, allowed_record, record_holds
 
 
 class Store:
@@ -79,7 +79,7 @@ class Store:
         return check_objects(self.client, self.source, probe, allowed)
 
 
-# -- finding a person, independently of the index (lifecycle.verify) --------------------------
+# -- finding a person, independently of the index (lifecycle.rights.verify) --------------------------
 
 
 def check_objects(store: ObjectStore, source: Source, probe: Probe, allowed: set[tuple[str, str]]) -> SourceCheck:

@@ -14,14 +14,14 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, and_, bindparam, func, literal_column, or_, select, update
 
-from lifecycle.catalog import Source
-from lifecycle.db import lock_source, make_engine, mysql_url
-from lifecycle.detect import REDACTED
-from lifecycle.identifiers import SubjectHasher
-from lifecycle.policy import Policy
-from lifecycle.sqlfiles import load_sql, quote_identifier, statement
+from lifecycle.config import Source
+from lifecycle.tagstore import lock_source, make_engine, mysql_url
+from lifecycle.discovery import REDACTED
+from lifecycle.discovery import SubjectHasher
+from lifecycle.config import Policy
+from lifecycle.tagstore import load_sql, quote_identifier, statement
 from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
-from lifecycle.verify import Probe, SourceCheck
+from lifecycle.rights import Probe, SourceCheck
 
 _REFLECTED: dict[tuple[str, str], Table] = {}
 
@@ -76,7 +76,7 @@ class Store:
     def scan(self, policy: Policy, *, hasher: SubjectHasher, run_id: str, logical_date: date,
              full_rescan: bool = False, progress: Callable[[int, int], None] | None = None,
              rotate_key: bool = False, catalog_file: str = "catalog") -> Any:
-        from lifecycle.scan import scan_source
+        from lifecycle.discovery import scan_source
 
         return scan_source(self.source, policy, source_engine=self.engine, tag_engine=self.tag_engine, hasher=hasher,
                            run_id=run_id, logical_date=logical_date, full_rescan=full_rescan, progress=progress,
@@ -138,7 +138,7 @@ class Store:
         return check_table(self.engine, self.source, probe, allowed)
 
 
-# -- finding a person, independently of the index (lifecycle.verify) --------------------------
+# -- finding a person, independently of the index (lifecycle.rights.verify) --------------------------
 
 
 def _digits(engine: Engine, column: Any) -> Any:

@@ -1,0 +1,609 @@
+"""Scan a source and tag every record: category, activity, lawful basis, role, deadline, and
+the keyed hashes of every identifier it holds, in structured columns and in free text.
+
+Nightly scans are incremental where the catalog gives a change signal (an updated-at column
+or a monotonic key): only rows past the watermark are read, and records deleted since the last
+scan are found by comparing counts (and, only when they differ, keys). A change of catalog,
+policy or detectors (the fingerprint) or a request forces a full rescan. Rows are streamed in
+chunks and tagged in Python, since the keyed hash needs the secret, which never goes into SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Table, and_, case, column, delete, func, insert, inspect, or_, select, table, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from lifecycle.discovery import detect
+from lifecycle.config import BasisFromColumn, Source
+from lifecycle.errors import CatalogError
+from lifecycle.discovery.identifiers import SubjectHasher
+from lifecycle.config import Policy
+from lifecycle.discovery.redaction import FREE_TEXT_KINDS
+from lifecycle.config import compute_deadline
+from lifecycle.errors import KeyMismatchError
+from lifecycle.faults import pausepoint
+from lifecycle.discovery.keys import has_index, key_id, record_key_identity, recorded_keys, source_scope
+from lifecycle.tagstore import source_guard
+from lifecycle.tagstore import TagStatus, key_stage, record_tag, schema_finding, subject_ref, subject_ref_build, watermark
+
+log = logging.getLogger(__name__)
+
+KEPT_STATUSES: tuple[TagStatus, ...] = ("anonymised", "restricted", "held")
+CHUNK_ROWS = 5000
+KEY_BATCH = 500
+
+
+@dataclass
+class ScanStats:
+    source: str
+    mode: str = "full"  # full | incremental | blocked
+    full_reason: str = ""
+    records: int = 0
+    tags: int = 0
+    violations: int = 0
+    subject_refs: int = 0
+    free_text_refs: int = 0
+    deleted: int = 0
+    schema_findings: list[dict[str, str]] = field(default_factory=list)
+    # Object-storage sources: objects read and skipped (unchanged ETag), per-object problems.
+    objects_read: int = 0
+    objects_unchanged: int = 0
+    object_findings: list[dict[str, str]] = field(default_factory=list)
+    by_category_basis: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _as_date(value: object) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+# -- schema drift -------------------------------------------------------------------------
+
+
+def table_columns(engine: Engine, table_name: str) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in inspect(engine).get_columns(table_name)}
+
+
+def schema_drift(source: Source, columns: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """Columns the catalog does not account for (untagged data) and catalogued ones that are gone."""
+    present = set(columns)
+    findings = [{"column": c, "finding": "untagged_column"} for c in sorted(present - source.known_columns())]
+    findings += [{"column": c, "finding": "missing_column"} for c in source.referenced_columns() if c not in present]
+    return findings
+
+
+def record_findings(tag_engine: Engine, source: Source, findings: list[dict[str, str]], run_id: str) -> None:
+    with tag_engine.begin() as conn:
+        conn.execute(delete(schema_finding).where(schema_finding.c.source == source.name))
+        if findings:
+            conn.execute(insert(schema_finding), [
+                {"source": source.name, "column_name": f["column"], "finding": f["finding"], "run_id": run_id}
+                for f in findings
+            ])
+
+
+def check_anonymisable(source: Source, columns: dict[str, dict[str, Any]], file: str) -> None:
+    for name, spec in source.columns.items():
+        if spec.anonymise == "null" and not columns[name].get("nullable", True):
+            raise CatalogError(
+                file, f"sources.{source.name}.columns.{name}",
+                "is NOT NULL in the table, so it cannot be anonymised to NULL; use anonymise: redact",
+            )
+
+
+# -- tagging -------------------------------------------------------------------------------
+
+
+class Tagger:
+    """Turns one source row into tag rows and subject references."""
+
+    def __init__(self, source: Source, policy: Policy, hasher: SubjectHasher, run_id: str, reference_year: int):
+        self.source, self.policy, self.hasher, self.run_id = source, policy, hasher, run_id
+        self.reference_year = reference_year
+        self.activity = policy.activities[source.activity]
+        self.categories = source.categories
+        self.subject_columns = source.subject.columns()
+        self.free_text_columns = source.free_text_columns
+        # Deadlines depend on few distinct inputs (dates repeat): compute each once.
+        self._deadlines: dict[tuple[Any, ...], Any] = {}
+
+    def basis_of(self, category: str, row: dict[str, Any]) -> str | None:
+        spec = self.source.basis_spec(category)
+        if isinstance(spec, BasisFromColumn):
+            value = row.get(spec.column)
+            return str(value).strip() if value not in (None, "") else None
+        return spec
+
+    def tag(self, row: dict[str, Any], key: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        source = self.source
+        key = key if key is not None else str(row[source.primary_key])
+        controller = self._controller(row)
+        clock = _as_date(row[source.retention_clock])
+        refs = self._structured_refs(key, row)
+        refs += self._free_text_refs(key, row, refs)
+        ref_text = ",".join(sorted({r["subject_hash"] for r in refs})) or None
+        tags = []
+        for category in self.categories:
+            basis = self.basis_of(category, row)
+            memo = (basis, clock, controller)
+            outcome = self._deadlines.get(memo)
+            if outcome is None:
+                outcome = self._deadlines[memo] = compute_deadline(
+                    self.policy, activity=source.activity, basis=basis, clock=clock, controller=controller,
+                    fiscal_year_end_md=source.fiscal_year_end,
+                )
+            violation = outcome.violation
+            if violation is None and basis not in self.activity.categories[category]:
+                violation = "basis_not_allowed"
+            tags.append({
+                "source": source.name, "record_key": key, "category": category, "activity": source.activity,
+                "lawful_basis": basis, "role": self.activity.role, "controller": controller, "clock_value": clock,
+                "deadline": outcome.deadline, "on_expiry": source.on_expiry,
+                "status": "violation" if violation else "active", "violation": violation,
+                "subject_refs": ref_text, "run_id": self.run_id,
+            })
+        return tags, refs
+
+    def _controller(self, row: dict[str, Any]) -> str:
+        if self.activity.role == "controller":
+            return "self"
+        value = row.get(self.source.controller_column or "")
+        return str(value) if value not in (None, "") else "unknown"
+
+    def _ref(self, subject_hash: str, key: str, field_: str, kind: str) -> dict[str, Any]:
+        spec = self.source.columns[field_]
+        return {"subject_hash": subject_hash, "source": self.source.name, "record_key": key, "field": field_,
+                "kind": kind, "category": spec.category, "free_text": spec.free_text}
+
+    def _structured_refs(self, key: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+        refs = []
+        for kind, col in self.subject_columns.items():
+            value = row.get(col)
+            if kind == "company":
+                continue  # a company alone is not a person: it only qualifies a name
+            if kind == "name" and "company" in self.subject_columns:
+                kind = "name_company"  # "Anna Berg" alone is ambiguous; at a company, far less so
+                value = f"{value}|{row.get(self.subject_columns['company']) or ''}" if value else None
+            ref = self.hasher.reference(kind, value, self.reference_year)
+            if ref:
+                refs.append(self._ref(ref, key, col, kind))
+        return refs
+
+    def _free_text_refs(self, key: str, row: dict[str, Any], structured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        refs = []
+        for col in self.free_text_columns:
+            text = row.get(col)
+            if not text:
+                continue
+            for finding in detect.find_identifiers(str(text), reference_year=self.reference_year):
+                kind = FREE_TEXT_KINDS.get(finding.kind)
+                if kind:
+                    refs.append(self._ref(self.hasher.hash(kind, finding.normalised), key, col, kind))
+            # The one reliable name signal: the name this record holds in a structured column.
+            name_col = self.subject_columns.get("name")
+            name = row.get(name_col) if name_col else None
+            if name and len(str(name)) > 3 and str(name) in str(text):
+                name_ref = next((r for r in structured if r["field"] == name_col), None)
+                if name_ref:
+                    refs.append(self._ref(name_ref["subject_hash"], key, col, name_ref["kind"]))
+        return refs
+
+
+# -- reading the source --------------------------------------------------------------------
+
+
+def _select(source: Source, engine: Engine, since: Any = None):  # type: ignore[no-untyped-def]
+    # The reflected table gives typed values (SQLite hands back dates as text otherwise).
+    reflected = Table(source.table, MetaData(), autoload_with=engine)
+    query = select(*[reflected.c[c] for c in source.referenced_columns()])
+    if since is not None and source.change_tracking:
+        # Strictly after the watermark: writers must set updated_at when they commit.
+        query = query.where(reflected.c[source.change_tracking.tracking_column] > since)
+    return query
+
+
+def stream_rows(engine: Engine, query, chunk_rows: int = CHUNK_ROWS) -> Iterator[list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
+        for chunk in result.mappings().partitions(chunk_rows):
+            yield [dict(r) for r in chunk]
+
+
+def _count(engine: Engine, query) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+
+
+def fingerprint(source: Source, policy: Policy) -> str:
+    """What the tags of a source depend on: its catalog entry, the policy and the detectors."""
+    blob = json.dumps([source.model_dump(mode="json"), policy.model_dump(mode="json"), detect.VERSION], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _watermark_value(raw: str | None, sample_type: Any) -> Any:
+    if raw is None:
+        return None
+    if sample_type is int:
+        return int(raw)
+    if sample_type is datetime:
+        return datetime.fromisoformat(raw)
+    if sample_type is date:
+        return date.fromisoformat(raw)
+    return raw
+
+
+def _python_type(columns: dict[str, dict[str, Any]], name: str) -> Any:
+    try:
+        return columns[name]["type"].python_type
+    except (KeyError, NotImplementedError):
+        return str
+
+
+# -- writing the tag store -----------------------------------------------------------------
+
+
+def _tag_upsert(stmt):  # type: ignore[no-untyped-def]
+    """Upsert of tags: a record already anonymised or restricted keeps what it has."""
+    # No IN (...) here: expanding parameters cannot be used with executemany.
+    kept = or_(*(record_tag.c.status == s for s in KEPT_STATUSES))
+    updates = {
+        name: case((kept, record_tag.c[name]), else_=stmt.excluded[name])
+        for name in record_tag.c.keys()
+        if name not in ("source", "record_key", "category", "run_id")
+    }
+    updates["run_id"] = stmt.excluded.run_id  # always: marks the record as still present
+    return stmt.on_conflict_do_update(index_elements=["source", "record_key", "category"], set_=updates)
+
+
+def _stage(conn, target: Table, rows: list[dict[str, Any]]) -> Table:  # type: ignore[no-untyped-def]
+    """PostgreSQL: COPY rows into a temporary twin of ``target`` (an order of magnitude faster
+    than row-by-row inserts), for one set-based INSERT ... SELECT ... ON CONFLICT."""
+    stage = Table(f"{target.name}_stage", MetaData(), *(c.copy() for c in target.c), prefixes=["TEMPORARY"])
+    names = list(target.c.keys())
+    cursor = conn.connection.driver_connection.cursor()
+    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage.name} (LIKE {target.name}) ON COMMIT DELETE ROWS")
+    cursor.execute(f"TRUNCATE {stage.name}")
+    with cursor.copy(f"COPY {stage.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row.get(n) for n in names])
+    return stage
+
+
+def write_tags(conn, engine: Engine, tags: list[dict[str, Any]], first: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """``first``: the tag store holds nothing of this source yet (its first scan), so there is
+    no status to keep and the tags are copied straight in."""
+    if engine.dialect.name == "postgresql" and first:
+        names = list(record_tag.c.keys())
+        with conn.connection.driver_connection.cursor().copy(
+                f"COPY {record_tag.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in tags:
+                copy.write_row([row.get(n) for n in names])
+    elif engine.dialect.name == "postgresql":
+        stage = _stage(conn, record_tag, tags)
+        names = list(record_tag.c.keys())
+        conn.execute(_tag_upsert(postgresql.insert(record_tag).from_select(names, select(*[stage.c[n] for n in names]))))
+    else:
+        conn.execute(_tag_upsert(sqlite.insert(record_tag)), tags)
+
+
+def write_refs(conn, engine: Engine, refs: list[dict[str, Any]], fresh: bool,  # type: ignore[no-untyped-def]
+                target: Table = subject_ref) -> None:
+    """``fresh``: ``target`` holds none of these records' references yet, so after removing
+    duplicates within the chunk they can be copied straight in."""
+    if not refs:
+        return
+    if engine.dialect.name == "postgresql" and fresh:
+        names = list(target.c.keys())
+        unique = {tuple(r[n] for n in names) for r in refs}
+        with conn.connection.driver_connection.cursor().copy(
+                f"COPY {target.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in unique:
+                copy.write_row(row)
+    elif engine.dialect.name == "postgresql":
+        stage = _stage(conn, target, refs)
+        names = list(target.c.keys())
+        conn.execute(postgresql.insert(target).from_select(names, select(*[stage.c[n] for n in names]))
+                     .on_conflict_do_nothing())
+    else:
+        conn.execute(sqlite.insert(target).on_conflict_do_nothing(), refs)
+
+
+def swap_in_index(conn, source: Source) -> None:  # type: ignore[no-untyped-def]
+    """Replace the source's live index entries with the ones a full rescan built beside them,
+    in the caller's transaction: readers see the old complete index or the new one."""
+    names = list(subject_ref.c.keys())
+    built = subject_ref_build.c.source == source.name
+    conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name))
+    conn.execute(insert(subject_ref).from_select(names, select(*[subject_ref_build.c[n] for n in names]).where(built)))
+    conn.execute(delete(subject_ref_build).where(built))
+
+
+def refresh_refs(conn, engine: Engine, source: Source, keys: list[str], refs: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+    """Make the index entries of records ``keys`` exactly ``refs``, touching only what differs:
+    most of a changed record's identifiers are unchanged, and every index write is a random
+    page in a large index."""
+    ref_key = (subject_ref.c.subject_hash, subject_ref.c.record_key, subject_ref.c.field)
+    existing: set[tuple[str, str, str]] = set()
+    for i in range(0, len(keys), KEY_BATCH):
+        existing.update(tuple(r) for r in conn.execute(select(*ref_key).where(
+            subject_ref.c.source == source.name, subject_ref.c.record_key.in_(keys[i:i + KEY_BATCH]))))
+    wanted = {(r["subject_hash"], r["record_key"], r["field"]): r for r in refs}
+    gone = sorted(existing - wanted.keys())
+    for i in range(0, len(gone), KEY_BATCH):
+        conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name,
+                                               tuple_(*ref_key).in_(gone[i:i + KEY_BATCH])))
+    write_refs(conn, engine, [r for k, r in wanted.items() if k not in existing], fresh=False)
+
+
+def _reconcile_deletions(source: Source, source_engine: Engine, tag_engine: Engine) -> int:
+    """Drop tags and references of records no longer in the source.
+
+    The count comparison is cheap; the key comparison runs only when counts differ."""
+    with source_engine.connect() as conn:
+        in_source = conn.execute(select(func.count()).select_from(table(source.table))).scalar_one()
+    with tag_engine.connect() as conn:
+        # Every record has one tag per category: count(*) on the key's prefix is an index-only
+        # scan, where count(DISTINCT record_key) would sort every key.
+        tags = conn.execute(select(func.count()).select_from(record_tag)
+                            .where(record_tag.c.source == source.name)).scalar_one()
+    tagged = tags // max(len(source.categories), 1)
+    if in_source == tagged:
+        return 0
+    keys_query = select(column(source.primary_key)).select_from(table(source.table))
+    with tag_engine.begin() as tconn:
+        tconn.execute(delete(key_stage).where(key_stage.c.source == source.name))
+        with source_engine.connect() as sconn:
+            result = sconn.execution_options(stream_results=True, yield_per=50_000).execute(keys_query)
+            for chunk in result.scalars().partitions(50_000):
+                tconn.execute(insert(key_stage), [{"source": source.name, "record_key": str(k)} for k in chunk])
+        gone = ~select(key_stage.c.record_key).where(
+            key_stage.c.source == source.name, key_stage.c.record_key == record_tag.c.record_key).exists()
+        tconn.execute(delete(record_tag).where(record_tag.c.source == source.name, gone))
+        gone_refs = ~select(key_stage.c.record_key).where(
+            key_stage.c.source == source.name, key_stage.c.record_key == subject_ref.c.record_key).exists()
+        tconn.execute(delete(subject_ref).where(subject_ref.c.source == source.name, gone_refs))
+        tconn.execute(delete(key_stage).where(key_stage.c.source == source.name))
+    return int(tagged - in_source)  # every new record was tagged first, so the surplus is what went
+
+
+class ChunkWriter:
+    """Writes chunks in order, in a background thread when ``threaded``; at most two chunks
+    wait, so memory stays bounded. A failed write is raised in the scanning thread."""
+
+    def __init__(self, write: Callable[..., None], threaded: bool) -> None:
+        self._write = write
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=2)
+        self._thread = threading.Thread(target=self._run, name="tag-writer", daemon=True) if threaded else None
+        if self._thread:
+            self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write(*item)
+                except BaseException as exc:  # noqa: BLE001 - handed to the scanning thread
+                    self._error = exc
+
+    def submit(self, *item: Any) -> None:
+        if self._thread is None:
+            self._write(*item)
+            return
+        if self._error is not None:
+            self.close()
+        self._queue.put(item)
+
+    def close(self, raise_error: bool = True) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None and raise_error:
+            raise self._error
+
+
+# -- the scan ------------------------------------------------------------------------------
+
+
+def scan_source(
+    source: Source,
+    policy: Policy,
+    *,
+    source_engine: Engine,
+    tag_engine: Engine,
+    hasher: SubjectHasher,
+    run_id: str,
+    logical_date: date,
+    full_rescan: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    catalog_file: str = "catalog",
+    rotate_key: bool = False,
+) -> ScanStats:
+    """Scan one source into the tag store, incrementally where it can; under the source's
+    guard, so no request runs while its index changes."""
+    with source_guard(tag_engine, [source.name], holder=f"scan of {source.name}"):
+        return _scan_source(source, policy, source_engine=source_engine, tag_engine=tag_engine, hasher=hasher,
+                            run_id=run_id, logical_date=logical_date, full_rescan=full_rescan, progress=progress,
+                            catalog_file=catalog_file, rotate_key=rotate_key)
+
+
+def key_state(tag_engine: Engine, source: Source, hasher: SubjectHasher, rotate_key: bool) -> str | None:
+    """Why the index must be rebuilt in full for the key's sake (or None); stops on another
+    secret unless this is a deliberate rotation."""
+    recorded = recorded_keys(tag_engine).get(source_scope(source.name))
+    if recorded == key_id(hasher):
+        return None
+    if recorded is None:
+        return "index key not recorded" if has_index(tag_engine, source.name) else None
+    if not rotate_key:
+        raise KeyMismatchError(
+            f"source {source.name}: the keyed-hash secret is not the one that built its subject index "
+            f"(key identity {key_id(hasher)} here, {recorded} recorded): nothing was read. Use the secret the "
+            "index was built with, or rotate deliberately (nightly run with rotate_key)")
+    return "keyed-hash secret rotated"
+
+
+def _scan_source(source: Source, policy: Policy, *, source_engine: Engine, tag_engine: Engine, hasher: SubjectHasher,
+                 run_id: str, logical_date: date, full_rescan: bool, progress: Callable[[int, int], None] | None,
+                 catalog_file: str, rotate_key: bool) -> ScanStats:
+    key_reason = key_state(tag_engine, source, hasher, rotate_key)
+    started = time.monotonic()
+    stats = ScanStats(source=source.name)
+    if not inspect(source_engine).has_table(source.table):
+        raise CatalogError(catalog_file, f"sources.{source.name}.table",
+                           f"table {source.table!r} does not exist in its database")
+    columns = table_columns(source_engine, source.table)
+    stats.schema_findings = schema_drift(source, columns)
+    record_findings(tag_engine, source, stats.schema_findings, run_id)
+    if any(f["finding"] == "missing_column" for f in stats.schema_findings):
+        # Tagging without a catalogued column could decide wrongly: leave the tags as they are.
+        stats.mode = "blocked"
+        stats.seconds = round(time.monotonic() - started, 3)
+        return stats
+    check_anonymisable(source, columns, catalog_file)
+
+    tracking = source.change_tracking.tracking_column if source.change_tracking else None
+    mark, print_ = choose_mode(tag_engine, source, policy, stats, requested=full_rescan or key_reason is not None,
+                               change_signal=tracking is not None, first=lambda mark: mark["value"] is None)
+    if key_reason:
+        stats.full_reason = key_reason
+    since = None
+    with tag_engine.connect() as conn:
+        first = conn.execute(select(record_tag.c.record_key).where(record_tag.c.source == source.name).limit(1)).first() is None
+        indexed = conn.execute(select(subject_ref.c.record_key).where(subject_ref.c.source == source.name).limit(1)).first() is not None
+    # A full rescan of an indexed source builds its new index beside the live one (swapped in
+    # at the end); the first scan has nothing to hide and writes the index directly.
+    build = stats.mode == "full" and indexed
+    ref_target = subject_ref_build if build else subject_ref
+    if stats.mode == "incremental":
+        since = _watermark_value(mark["value"], _python_type(columns, tracking))
+    elif build:
+        with tag_engine.begin() as conn:  # what a crashed rescan left half built
+            conn.execute(delete(subject_ref_build).where(subject_ref_build.c.source == source.name))
+    tagger = Tagger(source, policy, hasher, run_id, logical_date.year)
+    query = _select(source, source_engine, since)
+    total = _count(source_engine, query) if progress else 0
+    highest = since
+
+    def write(forget: list[str], tags: list[dict[str, Any]], refs: list[dict[str, Any]]) -> None:
+        with tag_engine.begin() as conn:
+            write_tags(conn, tag_engine, tags, first=first)
+            if stats.mode == "incremental":
+                refresh_refs(conn, tag_engine, source, forget, refs)
+            else:
+                write_refs(conn, tag_engine, refs, fresh=True, target=ref_target)
+
+    # PostgreSQL: chunk n is written by a second thread while chunk n+1 is tagged (the driver
+    # releases the GIL while the server works). SQLite writes in line.
+    writer = ChunkWriter(write, threaded=tag_engine.dialect.name == "postgresql")
+    try:
+        for rows in stream_rows(source_engine, query):
+            tags: list[dict[str, Any]] = []
+            refs: list[dict[str, Any]] = []
+            for row in rows:
+                row_tags, row_refs = tagger.tag(row)
+                tags.extend(row_tags)
+                refs.extend(row_refs)
+                if tracking and row[tracking] is not None and (highest is None or row[tracking] > highest):
+                    highest = row[tracking]
+            forget = [str(r[source.primary_key]) for r in rows] if stats.mode == "incremental" else []
+            writer.submit(forget, tags, refs)
+            count_into(stats, len(rows), tags, refs, source)
+            pausepoint("scan:chunk-written")
+            if progress:
+                progress(stats.records, total)
+    except BaseException:
+        writer.close(raise_error=False)  # stop the thread; the first error is the one to see
+        raise
+    writer.close()
+
+    if stats.mode == "full":
+        stale = and_(record_tag.c.source == source.name, record_tag.c.run_id != run_id)
+        with tag_engine.begin() as conn:  # records deleted from the source since the last scan
+            stats.deleted = conn.execute(select(func.count(func.distinct(record_tag.c.record_key))).where(stale)).scalar_one()
+            conn.execute(delete(record_tag).where(stale))
+            if build:
+                swap_in_index(conn, source)
+            record_key_identity(conn, source_scope(source.name), hasher, run_id)
+        analyze(tag_engine)
+    else:
+        stats.deleted = _reconcile_deletions(source, source_engine, tag_engine)
+    save_watermark(tag_engine, source, tracking, highest, print_, run_id)
+    stats.seconds = round(time.monotonic() - started, 3)
+    return stats
+
+
+def choose_mode(tag_engine: Engine, source: Source, policy: Policy, stats: ScanStats, *, requested: bool,
+                change_signal: bool, first: Callable[[Any], bool]) -> tuple[Any, str]:
+    """Full or incremental, and why (into ``stats``); returns the last watermark and the
+    fingerprint. A full scan clears the watermark first: until it completes, the next scan must
+    be full as well."""
+    print_ = fingerprint(source, policy)
+    with tag_engine.connect() as conn:
+        mark = conn.execute(select(watermark).where(watermark.c.source == source.name)).mappings().first()
+    if requested:
+        stats.full_reason = "requested"
+    elif not change_signal:
+        stats.full_reason = "no change signal in the catalog"
+    elif mark is None or first(mark):
+        stats.full_reason = "first scan"
+    elif mark["fingerprint"] != print_:
+        stats.full_reason = "catalog, policy or detectors changed"
+    stats.mode = "full" if stats.full_reason else "incremental"
+    if stats.mode == "full":
+        with tag_engine.begin() as conn:
+            conn.execute(delete(watermark).where(watermark.c.source == source.name))
+    return mark, print_
+
+
+def analyze(tag_engine: Engine) -> None:
+    """After a bulk load, fresh planner statistics: without them PostgreSQL may scan the whole
+    index table for each small incremental batch."""
+    if tag_engine.dialect.name == "postgresql":
+        with tag_engine.begin() as conn:
+            conn.exec_driver_sql(f"ANALYZE {record_tag.name}")
+            conn.exec_driver_sql(f"ANALYZE {subject_ref.name}")
+
+
+def count_into(stats: ScanStats, records: int, tags: list[dict[str, Any]],
+                refs: list[dict[str, Any]], source: Source) -> None:
+    stats.records += records
+    stats.tags += len(tags)
+    stats.subject_refs += len(refs)
+    free = set(source.free_text_columns)
+    stats.free_text_refs += sum(1 for r in refs if r["field"] in free)
+    for t in tags:
+        if t["status"] == "violation":
+            stats.violations += 1
+        label = f"{t['category']}:{t['lawful_basis'] or '(none)'}"
+        stats.by_category_basis[label] = stats.by_category_basis.get(label, 0) + 1
+
+
+def save_watermark(tag_engine: Engine, source: Source, tracking: str | None, highest: Any,
+                    print_: str, run_id: str) -> None:
+    value = None if highest is None else (highest.isoformat() if isinstance(highest, (date, datetime)) else str(highest))
+    with tag_engine.begin() as conn:
+        conn.execute(delete(watermark).where(watermark.c.source == source.name))
+        conn.execute(insert(watermark).values(
+            source=source.name, tracking_column=tracking or "", value=value, fingerprint=print_, run_id=run_id))
+

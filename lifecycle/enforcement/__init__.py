@@ -1,0 +1,11 @@
+"""Nightly enforcement: the stored plan, its journaled execution and the Great Expectations
+validation of the tag store.
+"""
+
+from lifecycle.surface import public_surface
+
+__all__, __getattr__ = public_surface(__name__, {
+    "enforce": ('enforce_source',),
+    "plan": ('build_plan', 'register_run', 'summarise_plan'),
+    "validation": ('validate_tag_store',),
+})

@@ -1,0 +1,266 @@
+"""Erasure of one person (Art. 17), resolved through the subject index.
+
+Per location:
+- the person's own record: erased; or, where a legal obligation (BFL) still runs, only what
+  the law requires is kept, the rest anonymised, and the record held until the obligation
+  lapses (the nightly run then erases it as any expired record);
+- another person's free text that mentions them: the matched spans are redacted, not the text;
+- processor-role data: untouched; the request is recorded as forwarded to that customer.
+The plan is journaled under the request's reference before anything changes and applied in
+steps (lifecycle.rights.journal), so a crashed request resumes its own plan. Afterwards the
+person is searched for again, in the index and independently in every source itself
+(lifecycle.rights.verify); anything left fails the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, insert, select, update
+
+from lifecycle.config import Catalog
+from lifecycle.discovery import redact_text
+from lifecycle.rights import journal as journal
+from lifecycle.faults import crashpoint
+from lifecycle.stores import RecordChange, RecordStore, open_store, open_stores
+from lifecycle.discovery import SubjectHasher
+from lifecycle.config import Policy
+from lifecycle.rights.requests import SubjectIdentifiers
+from lifecycle.discovery import Location, locate
+from lifecycle.rights.verify import Probe, summarise, verify_in_sources
+from lifecycle.tagstore import RequestAction, record_tag, subject_ref, suppression
+
+log = logging.getLogger(__name__)
+
+HELD_REASON = "erasure refused in part: legal obligation (Bokföringslagen)"
+
+
+@dataclass(frozen=True)
+class RecordAction:
+    source: str
+    record_key: str
+    action: RequestAction
+    fields: tuple[str, ...] = ()
+    anonymise_categories: tuple[str, ...] = ()
+    lapses_on: date | None = None
+    controller: str = "self"
+    step: int = -1  # its step in the request's journal (-1: nothing to do, e.g. forwarded)
+
+
+@dataclass
+class ErasureOutcome:
+    reference: str
+    dry_run: bool
+    per_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    held: list[dict[str, Any]] = field(default_factory=list)
+    forwarded: dict[str, int] = field(default_factory=dict)
+    remaining: dict[str, int] = field(default_factory=dict)
+    verified: bool = False
+    # Object-storage sources: objects rewritten or deleted, versions and delete markers removed.
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What verification checked: the index, and each source searched directly.
+    verification: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0  # how many times the request's steps were started (a crash and re-run: 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: list[str], today: date) -> list[RecordAction]:
+    """What to do with each record that holds the person, from the index and the tags."""
+    by_record: dict[tuple[str, str], list[Location]] = defaultdict(list)
+    for loc in locate(tag_engine, hashes):
+        by_record[(loc.source, loc.record_key)].append(loc)
+    actions = []
+    for (source_name, key), locs in sorted(by_record.items()):
+        if source_name not in catalog.sources:
+            continue
+        source = catalog.source(source_name)
+        with tag_engine.connect() as conn:
+            tags = conn.execute(select(record_tag).where(
+                record_tag.c.source == source_name, record_tag.c.record_key == key)).mappings().all()
+        if policy.activities[source.activity].role == "processor":
+            controller = tags[0]["controller"] if tags else "unknown"
+            actions.append(RecordAction(source_name, key, "forward", controller=controller))
+            continue
+        own = any(not loc.free_text for loc in locs)
+        if not own:
+            actions.append(RecordAction(source_name, key, "redact", tuple(sorted({l.field for l in locs}))))
+            continue
+        legal = [t for t in tags if t["lawful_basis"] == "legal_obligation" and t["deadline"] and t["deadline"] >= today]
+        if legal:
+            kept = {t["category"] for t in legal}
+            others = tuple(sorted(c for c in source.categories if c not in kept))
+            actions.append(RecordAction(source_name, key, "hold", anonymise_categories=others,
+                                        lapses_on=max(t["deadline"] for t in legal)))
+        else:
+            actions.append(RecordAction(source_name, key, "erase"))
+    return actions
+
+
+def _redactor(fields: tuple[str, ...], hashes: set[str], hasher: SubjectHasher, ids: SubjectIdentifiers,
+              year: int) -> RecordChange:
+    def change(record: dict[str, Any]) -> dict[str, Any]:
+        return {**record, **{f: redact_text(str(record[f]), hashes, hasher, year, ids.name)
+                             for f in fields if record.get(f)}}
+    return change
+
+
+@dataclass(frozen=True)
+class RequestScope:
+    """Where one person's request is carried out: the catalog and the backend of each of its
+    Connections (SQL engine or object store), the tag store, and the person's identifiers with
+    their keyed hashes."""
+
+    catalog: Catalog
+    backends: dict[str, Any]
+    tag_engine: Engine
+    hasher: SubjectHasher
+    identifiers: SubjectIdentifiers
+    hashes: list[str]
+
+    def store(self, source_name: str) -> RecordStore:
+        source = self.catalog.source(source_name)
+        return open_store(source, self.backends[source.connection], self.tag_engine)
+
+    def stores(self) -> dict[str, RecordStore]:
+        return open_stores(self.catalog, self.backends, self.tag_engine)
+
+
+_COUNTED = {"erase": "erased", "hold": "held", "anonymise": "anonymised", "redact": "redacted", "forward": "forwarded"}
+
+
+def outcome_of(reference: str, dry_run: bool, actions: list[RecordAction], steps: list[Any] = ()) -> ErasureOutcome:  # type: ignore[assignment]
+    """The counts of a request from its plan (journaled, or planned in a dry run) and what its
+    steps reported: the same however many attempts it took."""
+    outcome = ErasureOutcome(reference=reference, dry_run=dry_run)
+    for a in actions:
+        counts = outcome.per_source.setdefault(a.source, {"erased": 0, "anonymised": 0, "held": 0, "redacted": 0, "forwarded": 0})
+        counts[_COUNTED[a.action]] += 1
+        if a.action == "forward":
+            outcome.forwarded[a.controller] = outcome.forwarded.get(a.controller, 0) + 1
+        if a.action == "hold":
+            counts["anonymised"] += 1
+            outcome.held.append({"source": a.source, "record_key": a.record_key, "reason": HELD_REASON,
+                                 "lapses_on": a.lapses_on.isoformat() if a.lapses_on else None})
+    for step in steps:
+        if step.source and step.result:
+            totals = outcome.objects.setdefault(step.source, {})
+            for name, value in step.result.items():
+                totals[name] = totals.get(name, 0) + value
+    return outcome
+
+
+def apply_erasure(actions: list[RecordAction], scope: RequestScope, *, reference: str, today: date, dry_run: bool,
+                  suppress_as: str | None = "erasure") -> ErasureOutcome:
+    """Journal the plan (unless this request already has one: then that plan is resumed) and
+    apply its unfinished steps; the outcome counts every step of every attempt."""
+    if dry_run:
+        return outcome_of(reference, True, actions)
+    tag_engine = scope.tag_engine
+    stored = journal.stored_actions(tag_engine, reference)
+    if stored is None:
+        stored = journal.store_plan(tag_engine, reference, actions, suppress_as)
+        crashpoint("request:planned")
+    for step in journal.steps(tag_engine, reference):
+        if step.state == "done":
+            continue
+        journal.mark_started(tag_engine, reference, step.number)
+        crashpoint(f"request:step-{step.number}:started")
+        result = _apply_step(step, [a for a in stored if a.step == step.number], scope, reference, today)
+        crashpoint(f"request:step-{step.number}:applied")
+        journal.mark_done(tag_engine, reference, step.number, result)
+    outcome = outcome_of(reference, False, stored, journal.steps(tag_engine, reference))
+    outcome.attempts = journal.attempts(tag_engine, reference)
+    return outcome
+
+
+def _apply_step(step: Any, actions: list[RecordAction], scope: RequestScope, reference: str, today: date) -> dict[str, int]:
+    """One journaled step; idempotent, so a step a crash left 'started' is simply applied again."""
+    if step.kind.startswith("suppress:"):
+        _suppress(scope.tag_engine, scope.hashes, reference, today, step.kind.removeprefix("suppress:"))
+        return {}
+    source = scope.catalog.source(step.source)
+    store = scope.store(step.source)
+    if step.kind == "redact":  # the person's identifiers in other people's free text, span by span
+        wanted = set(scope.hashes)
+        done = store.change({a.record_key: _redactor(a.fields, wanted, scope.hasher, scope.identifiers, today.year)
+                             for a in actions})
+        with scope.tag_engine.begin() as conn:
+            for a in actions:
+                conn.execute(delete(subject_ref).where(
+                    subject_ref.c.source == a.source, subject_ref.c.record_key == a.record_key,
+                    subject_ref.c.field.in_(a.fields), subject_ref.c.subject_hash.in_(scope.hashes)))
+        return done.counts
+    keys = [a.record_key for a in actions]
+    categories = actions[0].anonymise_categories if actions else ()
+    columns = [c for cat in categories for c in source.columns_of(cat) if source.columns[c].anonymise != "keep"]
+    done = store.erase(keys) if step.kind == "erase" else store.anonymise(keys, columns)
+    if step.kind == "erase":
+        _forget_records(scope.tag_engine, source.name, keys)
+    else:
+        _hold_records(scope.tag_engine, source.name, keys, categories, columns, hold=step.kind == "hold")
+    return done.counts
+
+
+def _forget_records(tag_engine: Engine, source: str, keys: list[str]) -> None:
+    with tag_engine.begin() as conn:
+        conn.execute(delete(record_tag).where(record_tag.c.source == source, record_tag.c.record_key.in_(keys)))
+        conn.execute(delete(subject_ref).where(subject_ref.c.source == source, subject_ref.c.record_key.in_(keys)))
+
+
+def _hold_records(tag_engine: Engine, source: str, keys: list[str], categories: tuple[str, ...],
+                  anonymised_columns: list[str], hold: bool) -> None:
+    mine = and_(record_tag.c.source == source, record_tag.c.record_key.in_(keys))
+    with tag_engine.begin() as conn:
+        conn.execute(update(record_tag).where(mine, record_tag.c.category.in_(categories)).values(status="anonymised"))
+        if hold:
+            # Held: out of processing, kept to the obligation's end; the nightly run erases it then.
+            conn.execute(update(record_tag).where(mine, record_tag.c.category.notin_(categories))
+                         .values(status="held", violation=HELD_REASON[:200]))
+        conn.execute(delete(subject_ref).where(subject_ref.c.source == source, subject_ref.c.record_key.in_(keys),
+                                               subject_ref.c.field.in_(anonymised_columns)))
+
+
+def _suppress(tag_engine: Engine, hashes: list[str], reference: str, today: date, reason: str) -> None:
+    with tag_engine.begin() as conn:
+        existing = set(conn.execute(select(suppression.c.subject_hash).where(
+            suppression.c.subject_hash.in_(hashes), suppression.c.reason == reason)).scalars())
+        rows = [{"subject_hash": h, "reason": reason, "request_reference": reference, "since": today}
+                for h in hashes if h not in existing]
+        if rows:
+            conn.execute(insert(suppression), rows)
+
+
+def verify_erasure(outcome: ErasureOutcome, actions: list[RecordAction], scope: RequestScope, *, year: int) -> ErasureOutcome:
+    """Search again, two ways: the subject index, and, independently of it, every source
+    itself (lifecycle.rights.verify). Held and forwarded records are the only ones allowed to keep the
+    person. ``verified`` only when every check passed."""
+    allowed = {(a.source, a.record_key) for a in actions if a.action in ("hold", "forward")}
+    in_index: dict[str, int] = defaultdict(int)
+    for loc in locate(scope.tag_engine, scope.hashes):
+        if (loc.source, loc.record_key) not in allowed:
+            in_index[loc.source] += 1
+    probe = Probe.of(scope.identifiers, year)
+    checks = verify_in_sources(scope.stores(), probe, allowed)
+    remaining: dict[str, int] = defaultdict(int)
+    for source, n in [*in_index.items(), *summarise(checks).items()]:
+        remaining[source] += n
+    incomplete = [c.source for c in checks if c.status == "incomplete"]
+    outcome.remaining = dict(remaining)
+    outcome.verification = {
+        "method": "subject index, and every catalogued source searched directly: identifier columns for the "
+                  "person's normalised identifiers, free text for every identifier in any common writing",
+        "identifiers_checked": sorted(k for k, v in (("email", probe.email), ("phone", probe.phone_national),
+                                                     ("personnummer", probe.personnummer),
+                                                     ("name_company", probe.name and probe.company)) if v),
+        "index": {"passed": not in_index, "remaining": dict(in_index)},
+        "sources": [c.to_dict() for c in checks],
+        "incomplete": incomplete,
+    }
+    outcome.verified = not remaining and not incomplete
+    return outcome

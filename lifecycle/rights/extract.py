@@ -1,0 +1,72 @@
+"""Access extract (Art. 15, "registerutdrag"): everything held about one person, grouped by
+activity, with each category's lawful basis, retention deadline and recipients.
+
+The one document that carries personal data: it goes only to the protected location the
+operator configured (lifecycle.rights.certificate.write_extract), never to logs or reports.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from lifecycle.config import Catalog
+from lifecycle.rights.certificate import now_iso
+from lifecycle.config import Policy
+from lifecycle.stores import open_stores
+from lifecycle.discovery import locate
+from lifecycle.tagstore import record_tag
+
+
+def _recipients(policy: Policy, activity: str) -> list[str]:
+    subs = policy.activities[activity].sub_processors
+    return [f"{policy.sub_processors[s].name} ({policy.sub_processors[s].purpose_sv}; "
+            f"{policy.sub_processors[s].location})" for s in subs]
+
+
+def build_extract(
+    reference: str,
+    *,
+    catalog: Catalog,
+    policy: Policy,
+    source_engines: dict[str, Engine],
+    tag_engine: Engine,
+    hashes: list[str],
+) -> dict[str, Any]:
+    own: dict[tuple[str, str], None] = {}
+    mentions: dict[tuple[str, str], int] = defaultdict(int)
+    for loc in locate(tag_engine, hashes):
+        if loc.source not in catalog.sources:
+            continue
+        if loc.free_text and (loc.source, loc.record_key) not in own:
+            mentions[(catalog.source(loc.source).activity, loc.category)] += 1
+        else:
+            own[(loc.source, loc.record_key)] = None
+    groups: dict[str, dict[str, Any]] = {}
+    stores = open_stores(catalog, source_engines, tag_engine)
+    for source_name, key in own:
+        source = catalog.source(source_name)
+        row = stores[source_name].read([key]).get(key)
+        if row is None:
+            continue
+        with tag_engine.connect() as conn:
+            tags = {t["category"]: t for t in conn.execute(select(record_tag).where(
+                record_tag.c.source == source_name, record_tag.c.record_key == key)).mappings()}
+        activity = policy.activities[source.activity]
+        group = groups.setdefault(source.activity, {
+            "activity": source.activity, "activity_label": activity.label_sv, "role": activity.role,
+            "recipients": _recipients(policy, source.activity), "records": []})
+        group["records"].append({"categories": [
+            {"category": category, "lawful_basis": tags.get(category, {}).get("lawful_basis"),
+             "deadline": str(tags[category]["deadline"]) if tags.get(category, {}).get("deadline") else None,
+             "fields": {c: str(row[c]) for c in source.columns_of(category) if row.get(c) is not None}}
+            for category in source.categories]})
+    return {
+        "reference": reference,
+        "controller": policy.controller.name,
+        "generated_at": now_iso(),
+        "groups": list(groups.values()),
+        "mentions": [{"activity": a, "category": c, "count": n} for (a, c), n in sorted(mentions.items())],
+    }
