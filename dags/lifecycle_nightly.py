@@ -10,8 +10,12 @@ in the catalog:
    change signal, in full when the catalog, policy or detectors changed or on request;
 2. **validate** the tag store with Great Expectations: every record has an allowed lawful
    basis, no record is past its deadline;
-3. **plan** what to erase, anonymise or restrict, stored before anything is touched;
-4. **enforce** the plan per source in journaled batches (safe to re-run after a crash);
+3. **plan** what to erase, anonymise or restrict, stored before anything is touched (records
+   without a clock of their own first take their parent's deadline; a parent whose child record
+   stays is anonymised and kept rather than erased);
+4. **enforce** the plan in journaled batches (safe to re-run after a crash), one mapped task per
+   group of sources that reference each other, children before parents, so no foreign key
+   breaks; unrelated sources run side by side;
 5. **validate again**: must pass;
 6. **report** as JSON and HTML (counts only, no personal data).
 
@@ -79,23 +83,27 @@ def lifecycle_nightly():
     def plan(sources: list[str], _before: dict) -> dict:
         return nightly.plan(sources, get_current_context())
 
+    @task
+    def dependency_groups(sources: list[str]) -> list[list[str]]:
+        return nightly.dependency_groups(sources)
+
     @task(max_active_tis_per_dagrun=2)
-    def enforce(source: str) -> dict:
-        return nightly.enforce(source, get_current_context())
+    def enforce(group: list[str]) -> list[dict]:
+        return nightly.enforce_group(group, get_current_context())
 
     @task
-    def validate_after(_enforced: list[dict]) -> dict | None:
+    def validate_after(_enforced: list[list[dict]]) -> dict | None:
         return nightly.validate("after", get_current_context())
 
     @task(outlets=[NIGHTLY_REPORT])
-    def report(scans: list[dict], before: dict, planned: dict, enforced: list[dict], after: dict | None) -> str:
+    def report(scans: list[dict], before: dict, planned: dict, enforced: list[list[dict]], after: dict | None) -> str:
         return nightly.report(scans, before, planned, enforced, after, get_current_context())
 
     sources = load_catalog()
     scans = scan_and_tag.expand(source=sources)
     before = validate_before(scans)
     planned = plan(sources, before)
-    enforced = enforce.expand(source=sources)
+    enforced = enforce.expand(group=dependency_groups(sources))
     planned >> enforced
     after = validate_after(enforced)
     report(scans, before, planned, enforced, after)

@@ -14,9 +14,9 @@ from typing import Any
 from lifecycle.enforcement import enforce_source
 from lifecycle.discovery import ensure_installation_key
 from lifecycle.errors import KeyMismatchError, ValidationFailedError
-from lifecycle.enforcement import build_plan, register_run, summarise_plan
+from lifecycle.enforcement import build_plan, inherit_parent_clocks, reference_pairs, register_run, summarise_plan
 from lifecycle.reporting import build_report, summary_lines, write_report
-from lifecycle.config import check_register, load_mechanisms
+from lifecycle.config import check_register, dependency_order, load_mechanisms
 from lifecycle.rights import open_requests
 from lifecycle.tagstore import statement
 from lifecycle_airflow import runtime
@@ -109,7 +109,8 @@ def plan(sources: list[str], context: dict[str, Any]) -> dict[str, Any]:
     ensure_installation_key(engine, runtime.hasher(), rotate=bool(context["params"].get("rotate_key")))
     existed = register_run(engine, run_id, day, bool(context["params"].get("dry_run")))
     marketing = tuple(n for n, a in policy.activities.items() if a.direct_marketing and a.role == "controller")
-    build_plan(engine, [catalog.source(n) for n in sources], run_id, day, marketing)
+    inherit_parent_clocks(engine, catalog, sources)
+    build_plan(engine, [catalog.source(n) for n in sources], run_id, day, marketing, reference_pairs(catalog, sources))
     summaries = {n: summarise_plan(engine, catalog.source(n), run_id).to_dict() for n in sources}
     for name, p in summaries.items():
         log.info("plan %s: erase %d, anonymise %d records + %d fields, restrict %d (%.1f%% of source)%s",
@@ -117,6 +118,17 @@ def plan(sources: list[str], context: dict[str, Any]) -> dict[str, Any]:
                  p["records_to_restrict"] + p["violations_to_restrict"], 100 * p["destroy_share"],
                  " NEEDS CONFIRMATION" if p["needs_confirmation"] else "")
     return {"reused_existing_plan": existed, "seconds": round(time.monotonic() - started, 3)}
+
+
+def dependency_groups(sources: list[str]) -> list[list[str]]:
+    """Sources that reference each other, children first; unrelated sources apart."""
+    _, catalog = runtime.load_config(runtime.settings())
+    return dependency_order(catalog, sources)
+
+
+def enforce_group(sources: list[str], context: dict[str, Any]) -> list[dict[str, Any]]:
+    """One group's sources in order, so a child record is gone before its parent is touched."""
+    return [enforce(name, context) for name in sources]
 
 
 def enforce(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -153,10 +165,11 @@ def report(
     scans: list[dict[str, Any]],
     before: dict[str, Any],
     planned: dict[str, Any],
-    enforcements: list[dict[str, Any]],
+    enforced_groups: list[list[dict[str, Any]]],
     after: dict[str, Any] | None,
     context: dict[str, Any],
 ) -> str:
+    enforcements = [stats for group in enforced_groups for stats in group]
     s = runtime.settings()
     policy, _ = runtime.load_config(s)
     engine = runtime.tag_store_engine()

@@ -29,7 +29,7 @@ def test_nightly_shape_schedule_and_params(dagbag) -> None:  # type: ignore[no-u
     assert str(dag.timetable._timezone.name) == "Europe/Stockholm"
     assert dag.catchup is False
     assert set(dag.task_ids) == {
-        "load_catalog", "scan_and_tag", "validate_before", "plan", "enforce", "validate_after", "report"}
+        "load_catalog", "scan_and_tag", "validate_before", "plan", "dependency_groups", "enforce", "validate_after", "report"}
     assert dag.get_task("plan").downstream_task_ids == {"enforce", "report"}
     params = dag.params
     assert params["dry_run"] is False and params["confirm_large_plan"] is False and params["sources"] == []

@@ -2,7 +2,7 @@
 -- on_expiry action as a whole. A record with an open violation or restriction is excluded;
 -- a record held after an erasure request (status held) is erased when its obligation ends.
 INSERT INTO lc_plan_item (run_id, source, record_key, category, scope, action, lawful_basis, reason)
-SELECT CAST(:run_id AS VARCHAR(250)), t.source, t.record_key, t.category, 'record', t.on_expiry, t.lawful_basis, 'retention_expired'
+SELECT CAST(:run_id AS VARCHAR(250)), t.source, t.record_key, t.category, 'record', t.on_expiry, t.lawful_basis, COALESCE(t.expiry_reason, 'retention_expired')
 FROM lc_record_tag t
 WHERE t.source = :source
   AND t.status IN ('active', 'held')

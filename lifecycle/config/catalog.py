@@ -53,6 +53,9 @@ BasisSpec = LawfulBasis | BasisFromColumn
 
 
 class SubjectSpec(_Frozen):
+    # A child record belongs to the person its parent belongs to: {foreign-key column: parent
+    # source}, one hop each; order_lines -> orders -> customers is two sources with one `via` each.
+    via: dict[str, str] = {}
     email: str | None = None
     phone: str | None = None
     personnummer: str | None = None
@@ -60,8 +63,57 @@ class SubjectSpec(_Frozen):
     name: str | None = None
     company: str | None = None
 
+    @field_validator("via")
+    @classmethod
+    def _plain_via(cls, value: dict[str, str]) -> dict[str, str]:
+        for column, parent in value.items():
+            plain_identifier(column)
+            if not isinstance(parent, str) or not parent:
+                raise ValueError(f"via.{column} names the parent source, a non-empty name")
+        return value
+
     def columns(self) -> dict[SubjectKind, str]:
-        return {kind: col for kind, col in self.model_dump().items() if col}
+        return {kind: col for kind, col in self.model_dump(exclude={"via"}).items() if col}
+
+
+class ParentClock(_Frozen):
+    """The record has no clock of its own: it is kept as long as the parent it references
+    through ``parent`` (a ``subject.via`` column) is, and goes with it."""
+
+    parent: str
+
+    _check = field_validator("parent")(plain_identifier)
+
+
+# A column; the first non-empty of several columns; or the parent's clock.
+ClockSpec = str | tuple[str, ...] | ParentClock
+
+
+class ConsentState(_Frozen):
+    """Columns that end a consent: a withdrawal date that is set, or an opt-in flag that is
+    cleared. Categories held under consent are then no longer lawfully held."""
+
+    withdrawn_at: str | None = None
+    opt_in: str | None = None
+
+    _check = field_validator("withdrawn_at", "opt_in")(lambda v: v if v is None else plain_identifier(v))
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> ConsentState:
+        if self.withdrawn_at is None and self.opt_in is None:
+            raise ValueError("give withdrawn_at (a withdrawal date column), opt_in (an opt-in flag column) or both")
+        return self
+
+    def columns(self) -> list[str]:
+        return [c for c in (self.withdrawn_at, self.opt_in) if c]
+
+
+class ColumnValue(_Frozen):
+    """A value read per record from a column (e.g. a fiscal year end that differs per customer)."""
+
+    column: str
+
+    _check = field_validator("column")(plain_identifier)
 
 
 class ChangeTracking(_Frozen):
@@ -171,8 +223,10 @@ class Source(_Frozen):
     columns: dict[str, ColumnSpec] = Field(min_length=1)
     lawful_basis: BasisSpec
     category_bases: dict[str, BasisSpec] = {}
-    retention_clock: str
-    fiscal_year_end: str = "12-31"
+    retention_clock: ClockSpec
+    # A fixed month-day, or a column holding each record's own (MM-DD or a date).
+    fiscal_year_end: str | ColumnValue = "12-31"
+    consent: ConsentState | None = None
     controller_column: str | None = None
     subject: SubjectSpec = SubjectSpec()
     on_expiry: Action
@@ -184,9 +238,23 @@ class Source(_Frozen):
     # Below this many records a share is noise (1 of 1 is 100 %): no confirmation needed.
     confirm_min_records: int = Field(10, ge=0)
 
-    _check_identifiers = field_validator("table", "primary_key", "retention_clock", "controller_column")(
+    _check_identifiers = field_validator("table", "primary_key", "controller_column")(
         lambda v: v if v is None else plain_identifier(v)
     )
+
+    @field_validator("retention_clock", mode="before")
+    @classmethod
+    def _clock(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("a list of clock columns names at least one column")
+            value = tuple(value)
+        if isinstance(value, tuple):
+            for column in value:
+                plain_identifier(column)
+        elif isinstance(value, str) and value != OBJECT_LAST_MODIFIED:
+            plain_identifier(value)
+        return value
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -207,8 +275,8 @@ class Source(_Frozen):
 
     @field_validator("fiscal_year_end")
     @classmethod
-    def _month_day(cls, value: str) -> str:
-        if not _MONTH_DAY.match(value):
+    def _month_day(cls, value: str | ColumnValue) -> str | ColumnValue:
+        if isinstance(value, str) and not _MONTH_DAY.match(value):
             raise ValueError(f"{value!r} is not a month-day such as 12-31")
         return value
 
@@ -219,6 +287,8 @@ class Source(_Frozen):
             raise ValueError(
                 "give exactly one of table (a SQL table), storage (records in objects of a bucket) or lake_table "
                 f"(a Delta Lake table); {'none was given' if not given else 'got ' + ' and '.join(given)}")
+        if isinstance(self.retention_clock, ParentClock) and self.retention_clock.parent not in self.subject.via:
+            raise ValueError(f"retention_clock.parent {self.retention_clock.parent!r} is not a subject.via column")
         if self.retention_clock == OBJECT_LAST_MODIFIED and self.storage is None:
             raise ValueError(f"retention_clock {OBJECT_LAST_MODIFIED} exists only for object-storage sources")
         if self.storage is not None and self.change_tracking is not None:
@@ -252,9 +322,31 @@ class Source(_Frozen):
     def basis_spec(self, category: str) -> BasisSpec:
         return self.category_bases.get(category, self.lawful_basis)
 
+    @property
+    def clock_columns(self) -> tuple[str, ...]:
+        """The fields a record's own clock is read from, first non-empty wins (none: the
+        parent's clock). Object records carry their object's last-modified time as a field."""
+        clock = self.retention_clock
+        if isinstance(clock, ParentClock):
+            return ()
+        return clock if isinstance(clock, tuple) else (clock,)
+
+    @property
+    def clock_parent(self) -> str | None:
+        """The ``via`` column whose parent's clock this record follows, if it has none of its own."""
+        return self.retention_clock.parent if isinstance(self.retention_clock, ParentClock) else None
+
+    @property
+    def fiscal_year_end_column(self) -> str | None:
+        return self.fiscal_year_end.column if isinstance(self.fiscal_year_end, ColumnValue) else None
+
     def referenced_columns(self) -> list[str]:
         """Every column the pipeline reads from the table, key first."""
-        extra = [] if self.retention_clock == OBJECT_LAST_MODIFIED else [self.retention_clock]
+        extra = [c for c in self.clock_columns if c != OBJECT_LAST_MODIFIED] + list(self.subject.via)
+        if self.fiscal_year_end_column:
+            extra.append(self.fiscal_year_end_column)
+        if self.consent:
+            extra += self.consent.columns()
         extra += [spec.column for spec in [self.lawful_basis, *self.category_bases.values()] if isinstance(spec, BasisFromColumn)]
         if self.controller_column:
             extra.append(self.controller_column)
@@ -301,7 +393,66 @@ def load_catalog(path: Path | str, policy: Policy) -> Catalog:
     for source in catalog.sources.values():
         check_against_policy(source, policy, str(path))
     check_connections(catalog, str(path))
+    check_references(catalog, str(path))
     return catalog
+
+
+def check_references(catalog: Catalog, file: str) -> None:
+    """Every ``via`` names a source of the catalog, and following them never comes back."""
+    for source in catalog.sources.values():
+        for column, parent in source.subject.via.items():
+            if parent not in catalog.sources:
+                raise CatalogError(file, f"sources.{source.name}.subject.via.{column}",
+                                   f"{parent!r} is not a source of the catalog (sources: {', '.join(sorted(catalog.sources))})")
+    for name in catalog.sources:
+        path = [name]
+        _walk_parents(catalog, path, file)
+
+
+def _walk_parents(catalog: Catalog, path: list[str], file: str) -> None:
+    for column, parent in catalog.sources[path[-1]].subject.via.items():
+        if parent in path:
+            cycle = " -> ".join([*path[path.index(parent):], parent])
+            raise CatalogError(file, f"sources.{path[-1]}.subject.via.{column}", f"references form a cycle: {cycle}")
+        _walk_parents(catalog, [*path, parent], file)
+
+
+def children_of(catalog: Catalog) -> dict[str, list[tuple[str, str]]]:
+    """{parent source: [(child source, its via column), ...]} over the whole catalog."""
+    children: dict[str, list[tuple[str, str]]] = {}
+    for source in catalog.sources.values():
+        for column, parent in source.subject.via.items():
+            children.setdefault(parent, []).append((source.name, column))
+    return children
+
+
+def dependency_order(catalog: Catalog, names: list[str] | None = None) -> list[list[str]]:
+    """Sources in groups that reference each other (transitively), each group ordered children
+    before parents: the order in which records can be removed without breaking a foreign key.
+    Unrelated sources are groups of their own, so they can be worked on side by side."""
+    names = list(catalog.sources) if names is None else names
+    group_of = {n: n for n in catalog.sources}
+
+    def root(n: str) -> str:
+        while group_of[n] != n:
+            n = group_of[n]
+        return n
+
+    for source in catalog.sources.values():
+        for parent in source.subject.via.values():
+            group_of[root(source.name)] = root(parent)
+    depth: dict[str, int] = {}
+
+    def height(n: str) -> int:  # longest path to a leaf child: children come first
+        if n not in depth:
+            kids = children_of(catalog).get(n, [])
+            depth[n] = 1 + max((height(c) for c, _ in kids), default=-1)
+        return depth[n]
+
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(root(n), []).append(n)
+    return [sorted(members, key=lambda n: (height(n), n)) for members in groups.values()]
 
 
 def check_connections(catalog: Catalog, file: str) -> None:

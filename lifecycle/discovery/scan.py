@@ -11,6 +11,7 @@ chunks and tagged in Python, since the keyed hash needs the secret, which never 
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import logging
 import queue
@@ -40,6 +41,8 @@ from lifecycle.tagstore import TagStatus, key_stage, record_tag, schema_finding,
 log = logging.getLogger(__name__)
 
 KEPT_STATUSES: tuple[TagStatus, ...] = ("anonymised", "restricted", "held")
+_MONTH_DAY_TEXT = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+_CLEARED = {"false", "0", "no", "n", "f", "none", ""}
 CHUNK_ROWS = 5000
 KEY_BATCH = 500
 
@@ -138,31 +141,78 @@ class Tagger:
         source = self.source
         key = key if key is not None else str(row[source.primary_key])
         controller = self._controller(row)
-        clock = _as_date(row[source.retention_clock])
+        clock = self.clock_of(row)
+        year_end = self._fiscal_year_end(row)
+        parent_key = self._parent_key(row)
+        withdrawn = self._consent_withdrawn(row)
         refs = self._structured_refs(key, row)
         refs += self._free_text_refs(key, row, refs)
         ref_text = ",".join(sorted({r["subject_hash"] for r in refs})) or None
         tags = []
         for category in self.categories:
             basis = self.basis_of(category, row)
-            memo = (basis, clock, controller)
+            memo = (basis, clock, controller, year_end)
             outcome = self._deadlines.get(memo)
             if outcome is None:
                 outcome = self._deadlines[memo] = compute_deadline(
                     self.policy, activity=source.activity, basis=basis, clock=clock, controller=controller,
-                    fiscal_year_end_md=source.fiscal_year_end,
+                    fiscal_year_end_md=year_end or "12-31",
                 )
-            violation = outcome.violation
+            deadline, violation, reason = outcome.deadline, outcome.violation, None
+            if year_end is None:
+                violation = violation or "invalid_fiscal_year_end"
+            if source.clock_parent and violation in (None, "no_retention_clock"):
+                # Filled in from the parent's tags once every source is scanned (inherit_parent_clocks).
+                deadline, violation = None, "awaiting_parent" if parent_key else "no_parent"
             if violation is None and basis not in self.activity.categories[category]:
                 violation = "basis_not_allowed"
+            if violation is None and basis == "consent" and withdrawn is not None:
+                # Consent is over: the category is due from the day it was withdrawn.
+                deadline, reason = (withdrawn if isinstance(withdrawn, date) else clock), "consent_withdrawn"
             tags.append({
                 "source": source.name, "record_key": key, "category": category, "activity": source.activity,
                 "lawful_basis": basis, "role": self.activity.role, "controller": controller, "clock_value": clock,
-                "deadline": outcome.deadline, "on_expiry": source.on_expiry,
+                "deadline": deadline, "on_expiry": source.on_expiry,
                 "status": "violation" if violation else "active", "violation": violation,
-                "subject_refs": ref_text, "run_id": self.run_id,
+                "subject_refs": ref_text, "run_id": self.run_id, "parent_key": parent_key, "expiry_reason": reason,
             })
         return tags, refs
+
+    def clock_of(self, row: dict[str, Any]) -> date | None:
+        """The record's own clock: the first of its clock columns that holds a date."""
+        for column in self.source.clock_columns:
+            value = _as_date(row.get(column))
+            if value is not None:
+                return value
+        return None
+
+    def _fiscal_year_end(self, row: dict[str, Any]) -> str | None:
+        """MM-DD of the record's fiscal year end; None when its column holds no valid one."""
+        column = self.source.fiscal_year_end_column
+        if column is None:
+            return str(self.source.fiscal_year_end)
+        value = row.get(column)
+        if isinstance(value, (date, datetime)):
+            return value.strftime("%m-%d")
+        text = str(value or "").strip()[-5:]
+        return text if _MONTH_DAY_TEXT.match(text) else None
+
+    def _parent_key(self, row: dict[str, Any]) -> str | None:
+        """The parent record this one goes with: through the clock's ``via`` column, else the first."""
+        column = self.source.clock_parent or next(iter(self.source.subject.via), None)
+        value = row.get(column) if column else None
+        return None if value in (None, "") else str(value)
+
+    def _consent_withdrawn(self, row: dict[str, Any]) -> date | bool | None:
+        """The withdrawal date, True when an opt-in flag is cleared (date unknown), else None."""
+        consent = self.source.consent
+        if consent is None:
+            return None
+        if consent.withdrawn_at and (when := _as_date(row.get(consent.withdrawn_at))) is not None:
+            return when
+        if consent.opt_in and str(row.get(consent.opt_in)).strip().lower() in _CLEARED:
+            return True
+        return None
 
     def _controller(self, row: dict[str, Any]) -> str:
         if self.activity.role == "controller":

@@ -6,6 +6,6 @@ from lifecycle.surface import public_surface
 
 __all__, __getattr__ = public_surface(__name__, {
     "enforce": ('enforce_source',),
-    "plan": ('build_plan', 'register_run', 'summarise_plan'),
+    "plan": ('build_plan', 'inherit_parent_clocks', 'reference_pairs', 'register_run', 'summarise_plan'),
     "validation": ('validate_tag_store',),
 })

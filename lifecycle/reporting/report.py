@@ -62,7 +62,7 @@ def build_report(
                 "planned": {k: plan[k] for k in (
                     "records_to_erase", "records_to_anonymise", "records_to_restrict",
                     "fields_to_anonymise", "violations_to_restrict", "destroy_share", "needs_confirmation")}
-                | {"mentions_to_redact": plan.get("mentions_to_redact", 0)},
+                | {k: plan.get(k, 0) for k in ("mentions_to_redact", "consent_withdrawn", "parents_kept_for_children")},
                 "applied": {k: e[k] for k in (
                     "records_erased", "records_anonymised", "records_restricted",
                     "fields_anonymised", "violations_restricted", "rows_affected", "batches", "batches_skipped")}

@@ -16,19 +16,21 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, insert, select, update
 
-from lifecycle.config import Catalog
+from lifecycle.config import Catalog, dependency_order
 from lifecycle.discovery import redact_text
 from lifecycle.rights import journal as journal
 from lifecycle.faults import crashpoint
 from lifecycle.stores import RecordChange, RecordStore, open_store, open_stores
 from lifecycle.discovery import SubjectHasher
 from lifecycle.config import Policy
+from lifecycle.rights.references import Reached, reach, unreachable
 from lifecycle.rights.requests import SubjectIdentifiers
 from lifecycle.discovery import Location, locate
 from lifecycle.rights.verify import Probe, summarise, verify_in_sources
@@ -37,6 +39,8 @@ from lifecycle.tagstore import RequestAction, record_tag, subject_ref, suppressi
 log = logging.getLogger(__name__)
 
 HELD_REASON = "erasure refused in part: legal obligation (Bokföringslagen)"
+# Records a request leaves in place: their parents must stay too.
+KEPT_ACTIONS = ("hold", "forward", "anonymise")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class RecordAction:
     lapses_on: date | None = None
     controller: str = "self"
     step: int = -1  # its step in the request's journal (-1: nothing to do, e.g. forwarded)
+    reason: str = ""  # why it is held, when not the legal obligation
 
 
 @dataclass
@@ -70,36 +75,75 @@ class ErasureOutcome:
         return asdict(self)
 
 
-def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: list[str], today: date) -> list[RecordAction]:
-    """What to do with each record that holds the person, from the index and the tags."""
+def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: list[str], today: date,
+                 stores: dict[str, RecordStore] | None = None) -> list[RecordAction]:
+    """What to do with each record that holds the person (from the index and the tags) and,
+    given the stores, with each record that belongs to them through references; children
+    before parents, so no foreign key breaks on the way."""
     by_record: dict[tuple[str, str], list[Location]] = defaultdict(list)
     for loc in locate(tag_engine, hashes):
         by_record[(loc.source, loc.record_key)].append(loc)
-    actions = []
+    actions: dict[tuple[str, str], RecordAction] = {}
     for (source_name, key), locs in sorted(by_record.items()):
         if source_name not in catalog.sources:
             continue
-        source = catalog.source(source_name)
-        with tag_engine.connect() as conn:
-            tags = conn.execute(select(record_tag).where(
-                record_tag.c.source == source_name, record_tag.c.record_key == key)).mappings().all()
-        if policy.activities[source.activity].role == "processor":
-            controller = tags[0]["controller"] if tags else "unknown"
-            actions.append(RecordAction(source_name, key, "forward", controller=controller))
-            continue
-        own = any(not loc.free_text for loc in locs)
-        if not own:
-            actions.append(RecordAction(source_name, key, "redact", tuple(sorted({l.field for l in locs}))))
-            continue
-        legal = [t for t in tags if t["lawful_basis"] == "legal_obligation" and t["deadline"] and t["deadline"] >= today]
-        if legal:
-            kept = {t["category"] for t in legal}
-            others = tuple(sorted(c for c in source.categories if c not in kept))
-            actions.append(RecordAction(source_name, key, "hold", anonymise_categories=others,
-                                        lapses_on=max(t["deadline"] for t in legal)))
+        if all(loc.free_text for loc in locs):  # only mentioned in someone else's text
+            actions[(source_name, key)] = RecordAction(source_name, key, "redact", tuple(sorted({l.field for l in locs})))
         else:
-            actions.append(RecordAction(source_name, key, "erase"))
-    return actions
+            actions[(source_name, key)] = _own_action(catalog, policy, tag_engine, source_name, key, today)
+    if stores:
+        reached = reach(catalog, stores, own_records(actions.values()))
+        for r in reached:
+            actions[(r.source, r.record_key)] = _own_action(catalog, policy, tag_engine, r.source, r.record_key, today)
+        _keep_parents_of_kept(catalog, actions, reached)
+    return children_first(catalog, list(actions.values()))
+
+
+def own_records(actions: Iterable[RecordAction]) -> dict[str, set[str]]:
+    """{source: keys} of the records that are the person's own (not mentions of them)."""
+    roots: dict[str, set[str]] = defaultdict(set)
+    for a in actions:
+        if a.action != "redact":
+            roots[a.source].add(a.record_key)
+    return roots
+
+
+def _own_action(catalog: Catalog, policy: Policy, tag_engine: Engine, source_name: str, key: str,
+                today: date) -> RecordAction:
+    """A record of the person's: forwarded (processor role), held for a running legal
+    obligation, or treated as the catalog says for the source (erased or anonymised)."""
+    source = catalog.source(source_name)
+    with tag_engine.connect() as conn:
+        tags = conn.execute(select(record_tag).where(
+            record_tag.c.source == source_name, record_tag.c.record_key == key)).mappings().all()
+    if policy.activities[source.activity].role == "processor":
+        return RecordAction(source_name, key, "forward", controller=tags[0]["controller"] if tags else "unknown")
+    legal = [t for t in tags if t["lawful_basis"] == "legal_obligation" and t["deadline"] and t["deadline"] >= today]
+    if legal:
+        kept = {t["category"] for t in legal}
+        return RecordAction(source_name, key, "hold", anonymise_categories=tuple(c for c in source.categories if c not in kept),
+                            lapses_on=max(t["deadline"] for t in legal))
+    if source.on_expiry == "anonymise":
+        return RecordAction(source_name, key, "anonymise", anonymise_categories=source.categories)
+    return RecordAction(source_name, key, "erase")
+
+
+def _keep_parents_of_kept(catalog: Catalog, actions: dict[tuple[str, str], RecordAction], reached: list[Reached]) -> None:
+    """A record that stays (held, forwarded, anonymised) keeps the parent it references: erasing
+    the parent would break the foreign key or cascade into the kept record. The parent is
+    anonymised whole and held as long as its child is."""
+    for r in sorted(reached, key=lambda r: -r.depth):  # deepest first: a kept grandchild keeps both
+        child = actions[(r.source, r.record_key)]
+        parent = actions.get((r.parent_source, r.parent_key))
+        if child.action in KEPT_ACTIONS and parent is not None and parent.action == "erase":
+            actions[(r.parent_source, r.parent_key)] = RecordAction(
+                r.parent_source, r.parent_key, "hold", anonymise_categories=catalog.source(r.parent_source).categories,
+                lapses_on=child.lapses_on, reason=f"kept, anonymised: referenced by a kept record of {r.source}")
+
+
+def children_first(catalog: Catalog, actions: list[RecordAction]) -> list[RecordAction]:
+    rank = {name: i for group in dependency_order(catalog) for i, name in enumerate(group)}
+    return sorted(actions, key=lambda a: rank.get(a.source, 0))
 
 
 def _redactor(fields: tuple[str, ...], hashes: set[str], hasher: SubjectHasher, ids: SubjectIdentifiers,
@@ -144,8 +188,9 @@ def outcome_of(reference: str, dry_run: bool, actions: list[RecordAction], steps
         if a.action == "forward":
             outcome.forwarded[a.controller] = outcome.forwarded.get(a.controller, 0) + 1
         if a.action == "hold":
-            counts["anonymised"] += 1
-            outcome.held.append({"source": a.source, "record_key": a.record_key, "reason": HELD_REASON,
+            if a.anonymise_categories:  # a held record none of whose columns changed is not anonymised
+                counts["anonymised"] += 1
+            outcome.held.append({"source": a.source, "record_key": a.record_key, "reason": a.reason or HELD_REASON,
                                  "lapses_on": a.lapses_on.isoformat() if a.lapses_on else None})
     for step in steps:
         if step.source and step.result:
@@ -236,6 +281,22 @@ def _suppress(tag_engine: Engine, hashes: list[str], reference: str, today: date
             conn.execute(insert(suppression), rows)
 
 
+def check_references(catalog: Catalog, stores: dict[str, RecordStore], actions: list[RecordAction]) -> dict[str, Any]:
+    """Every record still referencing the person's records, asked of each store again (not the
+    index): only those the plan keeps (held, forwarded, anonymised) may be left."""
+    roots = own_records(actions)
+    kept = {(a.source, a.record_key) for a in actions if a.action in KEPT_ACTIONS}
+    reached = reach(catalog, stores, roots)
+    checked: dict[str, int] = defaultdict(int)
+    left: dict[str, int] = defaultdict(int)
+    for r in reached:
+        checked[r.source] += 1
+        if (r.source, r.record_key) not in kept:
+            left[r.source] += 1
+    return {"passed": not left, "records_still_referencing": dict(checked), "left": dict(left),
+            "unreachable": unreachable(catalog, stores, roots)}
+
+
 def verify_erasure(outcome: ErasureOutcome, actions: list[RecordAction], scope: RequestScope, *, year: int) -> ErasureOutcome:
     """Search again, two ways: the subject index, and, independently of it, every source
     itself (lifecycle.rights.verify). Held and forwarded records are the only ones allowed to keep the
@@ -246,11 +307,13 @@ def verify_erasure(outcome: ErasureOutcome, actions: list[RecordAction], scope: 
         if (loc.source, loc.record_key) not in allowed:
             in_index[loc.source] += 1
     probe = Probe.of(scope.identifiers, year)
-    checks = verify_in_sources(scope.stores(), probe, allowed)
+    stores = scope.stores()
+    checks = verify_in_sources(stores, probe, allowed)
+    references = check_references(scope.catalog, stores, actions)
     remaining: dict[str, int] = defaultdict(int)
-    for source, n in [*in_index.items(), *summarise(checks).items()]:
+    for source, n in [*in_index.items(), *summarise(checks).items(), *references["left"].items()]:
         remaining[source] += n
-    incomplete = [c.source for c in checks if c.status == "incomplete"]
+    incomplete = [c.source for c in checks if c.status == "incomplete"] + references["unreachable"]
     outcome.remaining = dict(remaining)
     outcome.verification = {
         "method": "subject index, and every catalogued source searched directly: identifier columns for the "
@@ -259,6 +322,7 @@ def verify_erasure(outcome: ErasureOutcome, actions: list[RecordAction], scope: 
                                                      ("personnummer", probe.personnummer),
                                                      ("name_company", probe.name and probe.company)) if v),
         "index": {"passed": not in_index, "remaining": dict(in_index)},
+        "references": references,
         "sources": [c.to_dict() for c in checks],
         "incomplete": incomplete,
     }

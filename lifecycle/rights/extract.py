@@ -17,6 +17,7 @@ from lifecycle.rights.certificate import now_iso
 from lifecycle.config import Policy
 from lifecycle.stores import open_stores
 from lifecycle.discovery import locate
+from lifecycle.rights.references import reach
 from lifecycle.tagstore import record_tag
 
 
@@ -35,18 +36,21 @@ def build_extract(
     tag_engine: Engine,
     hashes: list[str],
 ) -> dict[str, Any]:
-    own: dict[tuple[str, str], None] = {}
+    locations = [loc for loc in locate(tag_engine, hashes) if loc.source in catalog.sources]
+    # A record holding the person in a structured column is theirs, whatever its free text says.
+    own: dict[tuple[str, str], str | None] = {(loc.source, loc.record_key): None for loc in locations if not loc.free_text}
     mentions: dict[tuple[str, str], int] = defaultdict(int)
-    for loc in locate(tag_engine, hashes):
-        if loc.source not in catalog.sources:
-            continue
-        if loc.free_text and (loc.source, loc.record_key) not in own:
+    for loc in locations:
+        if (loc.source, loc.record_key) not in own:
             mentions[(catalog.source(loc.source).activity, loc.category)] += 1
-        else:
-            own[(loc.source, loc.record_key)] = None
     groups: dict[str, dict[str, Any]] = {}
     stores = open_stores(catalog, source_engines, tag_engine)
+    roots: dict[str, set[str]] = defaultdict(set)
     for source_name, key in own:
+        roots[source_name].add(key)
+    for r in reach(catalog, stores, roots):  # their orders, tickets, ...: records that reference theirs
+        own[(r.source, r.record_key)] = r.parent_source
+    for (source_name, key), through in own.items():
         source = catalog.source(source_name)
         row = stores[source_name].read([key]).get(key)
         if row is None:
@@ -58,7 +62,7 @@ def build_extract(
         group = groups.setdefault(source.activity, {
             "activity": source.activity, "activity_label": activity.label_sv, "role": activity.role,
             "recipients": _recipients(policy, source.activity), "records": []})
-        group["records"].append({"categories": [
+        group["records"].append({"source": source_name, "reached_through": through, "categories": [
             {"category": category, "lawful_basis": tags.get(category, {}).get("lawful_basis"),
              "deadline": str(tags[category]["deadline"]) if tags.get(category, {}).get("deadline") else None,
              "fields": {c: str(row[c]) for c in source.columns_of(category) if row.get(c) is not None}}

@@ -30,6 +30,7 @@ from lifecycle.config import Policy
 from lifecycle.reporting import ReportPaths
 from lifecycle.rights.requests import RequestType, SubjectIdentifiers, complete_request, register_request
 from lifecycle.rights.amend import plan_objection, plan_withdrawal, rectify
+from lifecycle.stores import open_stores
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ def _actions(request: SubjectRequest, ws: Workspace, hashes: list[str], *, retry
     if stored is not None and not retry:
         return stored
     if request.request_type == "erasure":
-        fresh = plan_erasure(ws.catalog, ws.policy, ws.tag_engine, hashes, request.received_on)
+        fresh = plan_erasure(ws.catalog, ws.policy, ws.tag_engine, hashes, request.received_on,
+                             stores=open_stores(ws.catalog, ws.backends, ws.tag_engine))
     else:
         planner = plan_withdrawal if request.request_type == "consent_withdrawal" else plan_objection
         fresh = planner(ws.catalog, ws.policy, ws.tag_engine, hashes)

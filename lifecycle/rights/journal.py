@@ -54,7 +54,7 @@ def stored_actions(tag_engine: Engine, reference: str) -> list[Any] | None:
     if not rows and any_step is None:
         return None
     return [RecordAction(r["source"], r["record_key"], r["action"], tuple(json.loads(r["fields"])),
-                         tuple(json.loads(r["categories"])), r["lapses_on"], r["controller"], step=r["step"])
+                         tuple(json.loads(r["categories"])), r["lapses_on"], r["controller"], step=r["step"], reason=r["reason"] or "")
             for r in rows]
 
 
@@ -80,7 +80,7 @@ def store_plan(tag_engine: Engine, reference: str, actions: list[Any], suppress_
     action_rows = [{"reference": reference, "seq": first_seq + 1 + i, "step": a.step, "source": a.source, "record_key": a.record_key,
                     "action": a.action, "fields": json.dumps(list(a.fields)),
                     "categories": json.dumps(list(a.anonymise_categories)), "lapses_on": a.lapses_on,
-                    "controller": a.controller} for i, a in enumerate(numbered)]
+                    "controller": a.controller, "reason": a.reason or None} for i, a in enumerate(numbered)]
     with tag_engine.begin() as conn:
         if action_rows:
             conn.execute(insert(request_action), action_rows)

@@ -76,3 +76,8 @@ class RecordStore(Protocol):
     def find(self, probe: Probe, allowed: set[tuple[str, str]]) -> SourceCheck:
         """Search the whole store for a person, independently of the subject index."""
         ...
+
+    def referencing(self, column: str, parent_keys: Sequence[str]) -> dict[str, str]:
+        """{record key: parent key} of the records whose ``column`` (a foreign key, catalog
+        ``subject.via``) holds one of ``parent_keys``: read from the store itself, not the index."""
+        ...

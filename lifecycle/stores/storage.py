@@ -9,14 +9,15 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from lifecycle.config import Source
 from lifecycle.discovery import SubjectHasher
 from lifecycle.stores.storage_enforce import ObjectStats, anonymiser, apply_changes, erase, object_keys
-from lifecycle.stores.storage_scan import read_records, scan_object_source, split_record_key
+from lifecycle.stores.storage_scan import read_records, record_key, scan_object_source, split_record_key
 from lifecycle.stores.s3 import MalformedObjectError, ObjectStore, decode_records, object_format
 from lifecycle.config import Policy
+from lifecycle.tagstore import object_state
 from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
 from lifecycle.rights import Probe, SourceCheck, allowed_record, record_holds
 
@@ -77,6 +78,28 @@ class Store:
 
     def find(self, probe: Any, allowed: set[tuple[str, str]]) -> Any:
         return check_objects(self.client, self.source, probe, allowed)
+
+    def referencing(self, column: str, parent_keys: Sequence[str]) -> dict[str, str]:
+        """Every object is read (a bucket has no query to ask); records are keyed by their
+        object's reference as the scan recorded it."""
+        assert self.source.storage is not None
+        wanted = {str(k) for k in parent_keys}
+        with self.tag_engine.connect() as conn:
+            ref_of = {key: ref for ref, key in conn.execute(
+                select(object_state.c.object_ref, object_state.c.object_key)
+                .where(object_state.c.source == self.source.name)).all()}
+        found: dict[str, str] = {}
+        for info in self.client.list(self.source.storage.bucket, self.source.storage.prefix):
+            if info.key not in ref_of or object_format(info.key, self.source.storage.format) is None:
+                continue  # not scanned yet, or another format: nothing of it is indexed either
+            try:
+                read = read_records(self.client, self.source, info.key)
+            except MalformedObjectError:
+                continue  # reported by the scan; its records stay as they are
+            for record in read[1] if read else []:
+                if str(record.get(column)) in wanted:
+                    found[record_key(ref_of[info.key], record[self.source.primary_key])] = str(record[column])
+        return found
 
 
 # -- finding a person, independently of the index (lifecycle.rights.verify) --------------------------

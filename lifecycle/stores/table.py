@@ -50,6 +50,9 @@ def assignments(engine: Engine, source: Source, columns: Sequence[str]) -> str:
     return ", ".join(parts)
 
 
+REFERENCE_BATCH = 1000  # parent keys per IN list: far below every dialect's parameter limit
+
+
 class Store:
     """A source's table in a SQL database."""
 
@@ -133,6 +136,22 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t).where(pk.in_(self._typed(keys)))).mappings().all()
         return {str(r[self.source.primary_key]): dict(r) for r in rows}
+
+    def referencing(self, column: str, parent_keys: Sequence[str]) -> dict[str, str]:
+        t = reflect(self.engine, self.source.table or "")
+        try:
+            python_type = t.c[column].type.python_type
+        except NotImplementedError:
+            python_type = str
+        to_value = python_type if python_type in (int, str) else str
+        values = [to_value(k) for k in dict.fromkeys(parent_keys)]
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(values), REFERENCE_BATCH):
+                found.update((str(k), str(p)) for k, p in conn.execute(
+                    select(t.c[self.source.primary_key], t.c[column])
+                    .where(t.c[column].in_(values[i:i + REFERENCE_BATCH]))))
+        return found
 
     def find(self, probe: Any, allowed: set[tuple[str, str]]) -> Any:
         return check_table(self.engine, self.source, probe, allowed)

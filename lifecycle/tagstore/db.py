@@ -8,7 +8,7 @@ import os
 from collections import OrderedDict
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import inspect, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from lifecycle.config import plain_identifier
@@ -120,12 +120,31 @@ def open_tag_store(url: str, *, schema: str | None = None) -> Engine:
                 if postgres:  # one creator at a time; the others then find the tables there
                     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:tag-store-ddl'))"))
                 metadata.create_all(conn)
+                _add_new_columns(conn)
             break
         except OperationalError as exc:
             # SQLite: another process created a table between our check and our CREATE; check again.
             if "already exists" not in str(exc) or attempt == attempts - 1:
                 raise
     return engine
+
+
+def _add_new_columns(conn) -> None:  # type: ignore[no-untyped-def]
+    """A tag store made by an earlier version lacks the nullable columns added since: add them
+    (create_all only creates missing tables), and their indexes."""
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+        missing = [c for c in table.columns if c.name not in present]
+        for column in missing:
+            if not column.nullable:
+                raise RuntimeError(f"tag store table {table.name} lacks column {column.name}, which cannot be added in place")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+        if missing:
+            for index in table.indexes:
+                if any(c in missing for c in index.columns):
+                    index.create(conn, checkfirst=True)
 
 
 def lock_source(conn, source_name: str) -> None:  # type: ignore[no-untyped-def]

@@ -49,8 +49,13 @@ record_tag = Table(
     Column("violation", String(200)),
     Column("subject_refs", Text),
     Column("run_id", String(250), nullable=False),
+    # The parent record (through the catalog's subject.via) whose clock this record follows.
+    Column("parent_key", String(200)),
+    # Why the deadline came early: consent_withdrawn; else it is the retention period's end.
+    Column("expiry_reason", String(40)),
 )
 Index("ix_lc_record_tag_status_deadline", record_tag.c.status, record_tag.c.deadline)
+Index("ix_lc_record_tag_parent", record_tag.c.source, record_tag.c.parent_key)
 
 # Keyed-hash subject references: which records and fields hold an identifier of a person.
 subject_ref = Table(
@@ -227,6 +232,7 @@ request_action = Table(
     Column("categories", Text, nullable=False),  # JSON list
     Column("lapses_on", Date),
     Column("controller", String(100), nullable=False),
+    Column("reason", String(200)),  # why a record is held, when not the legal obligation
 )
 
 request_step = Table(
