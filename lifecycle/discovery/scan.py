@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 KEPT_STATUSES: tuple[TagStatus, ...] = ("anonymised", "restricted", "held")
 _MONTH_DAY_TEXT = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+_CLOCK_PROBLEMS = (None, "no_retention_clock", "awaiting_parent", "no_parent")
 _CLEARED = {"false", "0", "no", "n", "f", "none", ""}
 CHUNK_ROWS = 5000
 KEY_BATCH = 500
@@ -166,9 +167,10 @@ class Tagger:
                 deadline, violation = None, "awaiting_parent" if parent_key else "no_parent"
             if violation is None and basis not in self.activity.categories[category]:
                 violation = "basis_not_allowed"
-            if violation is None and basis == "consent" and withdrawn is not None:
-                # Consent is over: the category is due from the day it was withdrawn.
-                deadline, reason = (withdrawn if isinstance(withdrawn, date) else clock), "consent_withdrawn"
+            when = withdrawn if isinstance(withdrawn, date) else clock if withdrawn else None
+            if basis == "consent" and when is not None and violation in _CLOCK_PROBLEMS:
+                # Consent is over: the category is due from the day it was withdrawn, whatever its clock.
+                deadline, violation, reason = when, None, "consent_withdrawn"
             tags.append({
                 "source": source.name, "record_key": key, "category": category, "activity": source.activity,
                 "lawful_basis": basis, "role": self.activity.role, "controller": controller, "clock_value": clock,

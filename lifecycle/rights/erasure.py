@@ -93,8 +93,9 @@ def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: l
             actions[(source_name, key)] = _own_action(catalog, policy, tag_engine, source_name, key, today)
     if stores:
         reached = reach(catalog, stores, own_records(actions.values()))
-        for r in reached:
-            actions[(r.source, r.record_key)] = _own_action(catalog, policy, tag_engine, r.source, r.record_key, today)
+        for r in reached:  # parents before children: a child without a clock follows its parent's hold
+            actions[(r.source, r.record_key)] = _own_action(catalog, policy, tag_engine, r.source, r.record_key, today,
+                                                            parent=actions.get((r.parent_source, r.parent_key)))
         _keep_parents_of_kept(catalog, actions, reached)
     return children_first(catalog, list(actions.values()))
 
@@ -109,9 +110,10 @@ def own_records(actions: Iterable[RecordAction]) -> dict[str, set[str]]:
 
 
 def _own_action(catalog: Catalog, policy: Policy, tag_engine: Engine, source_name: str, key: str,
-                today: date) -> RecordAction:
+                today: date, parent: RecordAction | None = None) -> RecordAction:
     """A record of the person's: forwarded (processor role), held for a running legal
-    obligation, or treated as the catalog says for the source (erased or anonymised)."""
+    obligation (its own, or its parent's when it has no clock of its own), or treated as the
+    catalog says for the source (erased or anonymised)."""
     source = catalog.source(source_name)
     with tag_engine.connect() as conn:
         tags = conn.execute(select(record_tag).where(
@@ -119,10 +121,14 @@ def _own_action(catalog: Catalog, policy: Policy, tag_engine: Engine, source_nam
     if policy.activities[source.activity].role == "processor":
         return RecordAction(source_name, key, "forward", controller=tags[0]["controller"] if tags else "unknown")
     legal = [t for t in tags if t["lawful_basis"] == "legal_obligation" and t["deadline"] and t["deadline"] >= today]
+    lapses = max((t["deadline"] for t in legal), default=None)
+    if not legal and source.clock_parent and parent is not None and parent.action == "hold" and parent.lapses_on:
+        legal = [t for t in tags if t["lawful_basis"] == "legal_obligation" and t["deadline"] is None]
+        lapses = parent.lapses_on
     if legal:
         kept = {t["category"] for t in legal}
         return RecordAction(source_name, key, "hold", anonymise_categories=tuple(c for c in source.categories if c not in kept),
-                            lapses_on=max(t["deadline"] for t in legal))
+                            lapses_on=lapses)
     if source.on_expiry == "anonymise":
         return RecordAction(source_name, key, "anonymise", anonymise_categories=source.categories)
     return RecordAction(source_name, key, "erase")

@@ -39,10 +39,6 @@ def build_extract(
     locations = [loc for loc in locate(tag_engine, hashes) if loc.source in catalog.sources]
     # A record holding the person in a structured column is theirs, whatever its free text says.
     own: dict[tuple[str, str], str | None] = {(loc.source, loc.record_key): None for loc in locations if not loc.free_text}
-    mentions: dict[tuple[str, str], int] = defaultdict(int)
-    for loc in locations:
-        if (loc.source, loc.record_key) not in own:
-            mentions[(catalog.source(loc.source).activity, loc.category)] += 1
     groups: dict[str, dict[str, Any]] = {}
     stores = open_stores(catalog, source_engines, tag_engine)
     roots: dict[str, set[str]] = defaultdict(set)
@@ -50,6 +46,10 @@ def build_extract(
         roots[source_name].add(key)
     for r in reach(catalog, stores, roots):  # their orders, tickets, ...: records that reference theirs
         own[(r.source, r.record_key)] = r.parent_source
+    mentions: dict[tuple[str, str], int] = defaultdict(int)
+    for loc in locations:
+        if (loc.source, loc.record_key) not in own:
+            mentions[(catalog.source(loc.source).activity, loc.category)] += 1
     for (source_name, key), through in own.items():
         source = catalog.source(source_name)
         row = stores[source_name].read([key]).get(key)

@@ -98,6 +98,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Foreign keys as the schema declares them: SQLite ignores them unless asked per connection.
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
