@@ -106,7 +106,7 @@ def scan_all(world: World, run_id: str, full_rescan: bool = False, only: str | N
 
 def erase(world: World, reference: str = "DSR-1", **identifiers: str):  # type: ignore[no-untyped-def]
     """An erasure request through the domain's one dispatcher, as the DAG runs it."""
-    from lifecycle.rights.fulfil import SubjectRequest, Workspace, fulfil
+    from lifecycle.rights.dispatcher import SubjectRequest, Workspace, fulfil
     from lifecycle.rights.requests import SubjectIdentifiers
 
     engine, tags = world.engines()

@@ -44,6 +44,9 @@ def test_every_name_a_subpackage_offers_exists(name: str) -> None:
         assert getattr(package, public) is not None, (name, public)
     with pytest.raises(AttributeError, match="no attribute"):
         getattr(package, "no_such_name")
+    # A submodule, once imported, would shadow a public name it shares.
+    modules = {p.stem for p in (PACKAGE / name).glob("*.py")}
+    assert not set(package.__all__) & modules, name
 
 
 def test_no_private_name_crosses_a_subpackage_boundary() -> None:

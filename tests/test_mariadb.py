@@ -26,7 +26,7 @@ from lifecycle.tagstore.db import lock_source, make_engine, open_tag_store
 from demo.company import generate
 from lifecycle.enforcement.enforce import enforce_source
 from lifecycle.errors import CatalogError, RequestNotVerifiedError
-from lifecycle.rights.fulfil import SubjectRequest, Workspace, fulfil
+from lifecycle.rights.dispatcher import SubjectRequest, Workspace, fulfil
 from lifecycle.discovery.identifiers import SubjectHasher
 from lifecycle.enforcement.plan import build_plan, register_run, summarise_plan
 from lifecycle.config.policy import load_policy

@@ -6,7 +6,7 @@ and the one dispatcher ``fulfil``.
 from lifecycle.surface import public_surface
 
 __all__, __getattr__ = public_surface(__name__, {
-    "fulfil": ('SubjectRequest', 'Workspace', 'fulfil'),
+    "dispatcher": ('SubjectRequest', 'Workspace', 'fulfil'),
     "requests": ('SubjectIdentifiers', 'open_requests', 'validate_reference', 'validate_request_type'),
     "verify": ('Probe', 'SourceCheck', 'allowed_record', 'record_holds'),
 })

@@ -20,7 +20,7 @@ from lifecycle.errors import InvalidRequestError
 from lifecycle.discovery import SubjectHasher
 from lifecycle.tagstore import subject_request
 
-# The one list of request types; lifecycle.rights.fulfil dispatches on it.
+# The one list of request types; lifecycle.rights.dispatcher dispatches on it.
 RequestType = Literal["erasure", "access", "rectification", "consent_withdrawal", "objection"]
 REQUEST_TYPES: tuple[str, ...] = get_args(RequestType)
 RECTIFIABLE_FIELDS = ("email", "phone")
