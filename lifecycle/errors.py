@@ -44,6 +44,19 @@ class PlanNeedsConfirmationError(LifecycleError):
     """A plan would destroy an unusual share of a source and needs a person to confirm it."""
 
 
+class UndeclaredReferenceError(LifecycleError):
+    """Foreign keys point at a source from tables the catalog does not describe as its
+    children: deleting its records would be refused, or cascade into data nobody planned for."""
+
+    def __init__(self, problems: dict[str, list[str]]):
+        self.problems = problems
+        listed = "; ".join(f"source {s}: {', '.join(refs)}" for s, refs in sorted(problems.items()))
+        super().__init__(
+            f"foreign keys the catalog does not declare point at sources to be changed ({listed}); a delete would be "
+            "refused or cascade into records nobody planned for. Catalogue those tables with subject.via; nothing "
+            "was changed")
+
+
 class ValidationFailedError(LifecycleError):
     """Post-enforcement validation did not pass."""
 

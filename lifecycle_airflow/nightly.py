@@ -18,6 +18,7 @@ from lifecycle.enforcement import build_plan, inherit_parent_clocks, reference_p
 from lifecycle.reporting import build_report, summary_lines, write_report
 from lifecycle.config import check_register, dependency_order, load_mechanisms
 from lifecycle.rights import open_requests
+from lifecycle.stores import check_foreign_keys
 from lifecycle.tagstore import statement
 from lifecycle_airflow import runtime
 
@@ -109,6 +110,8 @@ def plan(sources: list[str], context: dict[str, Any]) -> dict[str, Any]:
     ensure_installation_key(engine, runtime.hasher(), rotate=bool(context["params"].get("rotate_key")))
     existed = register_run(engine, run_id, day, bool(context["params"].get("dry_run")))
     marketing = tuple(n for n, a in policy.activities.items() if a.direct_marketing and a.role == "controller")
+    # A delete the database would refuse or cascade into undescribed tables stops the night here.
+    check_foreign_keys(catalog, {n: runtime.store(catalog.source(n), engine) for n in sources}, sources)
     inherit_parent_clocks(engine, catalog, sources)
     build_plan(engine, [catalog.source(n) for n in sources], run_id, day, marketing, reference_pairs(catalog, sources))
     summaries = {n: summarise_plan(engine, catalog.source(n), run_id).to_dict() for n in sources}

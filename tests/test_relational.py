@@ -16,7 +16,7 @@ from lifecycle.config.policy import Policy, load_policy
 from lifecycle.discovery.scan import scan_source
 from lifecycle.enforcement.enforce import enforce_source
 from lifecycle.enforcement.plan import build_plan, inherit_parent_clocks, reference_pairs, register_run, summarise_plan
-from lifecycle.errors import CatalogError
+from lifecycle.errors import CatalogError, UndeclaredReferenceError
 from lifecycle.rights.erasure import RequestScope, apply_erasure, plan_erasure, verify_erasure
 from lifecycle.rights.extract import build_extract
 from lifecycle.rights.requests import SubjectIdentifiers
@@ -243,3 +243,16 @@ def test_malformed_references_are_refused_naming_the_key(tmp_path, policy, chang
     with pytest.raises(CatalogError) as err:
         _catalog(tmp_path, policy, data)
     assert key in str(err.value) and problem in str(err.value)
+
+
+def test_a_delete_that_would_cascade_into_an_undescribed_table_stops_before_anything_changes(crm, hasher) -> None:  # type: ignore[no-untyped-def]
+    engine = crm[0]
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE crm_notes (id INTEGER PRIMARY KEY, "
+                          "customer_id INTEGER REFERENCES crm_customers (id) ON DELETE CASCADE, note TEXT)"))
+        conn.execute(text("INSERT INTO crm_notes VALUES (1, 2, 'ringt')"))
+    before = {t: _keys(engine, t) for t in ("crm_customers", "crm_orders", "crm_order_lines", "crm_messages", "crm_notes")}
+    with pytest.raises(UndeclaredReferenceError) as err:
+        _erase(crm, hasher, SubjectIdentifiers(email="bo.ek@exempel.se"), "DSR-CASCADE")
+    assert "crm_notes.customer_id (ON DELETE CASCADE)" in str(err.value) and "source crm_customers" in str(err.value)
+    assert {t: _keys(engine, t) for t in before} == before

@@ -30,7 +30,7 @@ from lifecycle.faults import crashpoint
 from lifecycle.stores import RecordChange, RecordStore, open_store, open_stores
 from lifecycle.discovery import SubjectHasher
 from lifecycle.config import Policy
-from lifecycle.rights.references import Reached, reach, unreachable
+from lifecycle.stores import Reached, check_foreign_keys, reach, unreachable
 from lifecycle.rights.requests import SubjectIdentifiers
 from lifecycle.discovery import Location, locate
 from lifecycle.rights.verify import Probe, summarise, verify_in_sources
@@ -97,6 +97,7 @@ def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: l
             actions[(r.source, r.record_key)] = _own_action(catalog, policy, tag_engine, r.source, r.record_key, today,
                                                             parent=actions.get((r.parent_source, r.parent_key)))
         _keep_parents_of_kept(catalog, actions, reached)
+        check_foreign_keys(catalog, stores, sorted({a.source for a in actions.values() if a.action == "erase"}))
     return children_first(catalog, list(actions.values()))
 
 

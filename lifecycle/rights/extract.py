@@ -17,7 +17,7 @@ from lifecycle.rights.certificate import now_iso
 from lifecycle.config import Policy
 from lifecycle.stores import open_stores
 from lifecycle.discovery import locate
-from lifecycle.rights.references import reach
+from lifecycle.stores import reach
 from lifecycle.tagstore import record_tag
 
 

@@ -9,7 +9,8 @@ Connection: adding a kind means adding its module, its catalog variant and its t
 from lifecycle.surface import public_surface
 
 __all__, __getattr__ = public_surface(__name__, {
-    "base": ("Changed", "ConnectionInfo", "RecordChange", "RecordStore"),
+    "base": ("Changed", "ConnectionInfo", "Dependent", "RecordChange", "RecordStore"),
+    "references": ("Reached", "check_foreign_keys", "reach", "unreachable", "undeclared_dependents"),
     "registry": ("backend_for", "open_store", "open_stores"),
     "s3": ("Encryption", "ObjectStore"),
 })

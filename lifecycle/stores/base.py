@@ -42,6 +42,15 @@ class ConnectionInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Dependent:
+    """A foreign key in the store's database that points at the source's records."""
+
+    table: str
+    column: str
+    on_delete: str  # RESTRICT, NO ACTION, CASCADE, SET NULL, SET DEFAULT
+
+
 @runtime_checkable
 class RecordStore(Protocol):
     """One source's records. Keys are the tag store's record keys (strings); every write is
@@ -80,4 +89,9 @@ class RecordStore(Protocol):
     def referencing(self, column: str, parent_keys: Sequence[str]) -> dict[str, str]:
         """{record key: parent key} of the records whose ``column`` (a foreign key, catalog
         ``subject.via``) holds one of ``parent_keys``: read from the store itself, not the index."""
+        ...
+
+    def dependents(self) -> list[Dependent]:
+        """Foreign keys of the store's database that point at the source (none where the store
+        has no such thing): what deleting its records would break or cascade into."""
         ...

@@ -18,7 +18,7 @@ from lifecycle.stores.storage_scan import read_records, record_key, scan_object_
 from lifecycle.stores.s3 import MalformedObjectError, ObjectStore, decode_records, object_format
 from lifecycle.config import Policy
 from lifecycle.tagstore import object_state
-from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
+from lifecycle.stores.base import Changed, ConnectionInfo, Dependent, RecordChange
 from lifecycle.rights import Probe, SourceCheck, allowed_record, record_holds
 
 
@@ -78,6 +78,10 @@ class Store:
 
     def find(self, probe: Any, allowed: set[tuple[str, str]]) -> Any:
         return check_objects(self.client, self.source, probe, allowed)
+
+    def dependents(self) -> list[Dependent]:
+        """Nothing in a bucket declares a foreign key to it."""
+        return []
 
     def referencing(self, column: str, parent_keys: Sequence[str]) -> dict[str, str]:
         """Every object is read (a bucket has no query to ask); records are keyed by their

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import Engine, MetaData, inspect, Table, and_, bindparam, func, literal_column, or_, select, update
 
 from lifecycle.config import Source
 from lifecycle.tagstore import lock_source, make_engine, mysql_url
@@ -20,7 +20,7 @@ from lifecycle.discovery import REDACTED
 from lifecycle.discovery import SubjectHasher
 from lifecycle.config import Policy
 from lifecycle.tagstore import load_sql, quote_identifier, statement
-from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
+from lifecycle.stores.base import Changed, ConnectionInfo, Dependent, RecordChange
 from lifecycle.rights import Probe, SourceCheck
 
 _REFLECTED: dict[tuple[str, str], Table] = {}
@@ -153,11 +153,30 @@ class Store:
                     .where(t.c[column].in_(values[i:i + REFERENCE_BATCH]))))
         return found
 
+    def dependents(self) -> list[Dependent]:
+        """Read from the database (SQLAlchemy's inspector), not assumed from the catalog."""
+        inspector = inspect(self.engine)
+        found = []
+        for table_name in inspector.get_table_names():
+            for fk in inspector.get_foreign_keys(table_name):
+                if fk.get("referred_table") == self.source.table:
+                    on_delete = ((fk.get("options") or {}).get("ondelete") or "NO ACTION").upper()
+                    found += [Dependent(table_name, column, on_delete) for column in fk["constrained_columns"]]
+        if self.engine.dialect.name == "sqlite":  # its inspector leaves ON DELETE out: ask SQLite itself
+            found = [Dependent(d.table, d.column, _sqlite_on_delete(self.engine, d.table, d.column)) for d in found]
+        return found
+
     def find(self, probe: Any, allowed: set[tuple[str, str]]) -> Any:
         return check_table(self.engine, self.source, probe, allowed)
 
 
 # -- finding a person, independently of the index (lifecycle.rights.verify) --------------------------
+
+
+def _sqlite_on_delete(engine: Engine, table_name: str, column: str) -> str:
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(f"PRAGMA foreign_key_list({quote_identifier(engine, table_name)})").mappings().all()
+    return next((str(r["on_delete"]).upper() for r in rows if r["from"] == column), "NO ACTION")
 
 
 def _digits(engine: Engine, column: Any) -> Any:

@@ -11,7 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from lifecycle.config import Catalog, children_of
-from lifecycle.stores import RecordStore
+from lifecycle.errors import UndeclaredReferenceError
+from lifecycle.stores.base import RecordStore
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,30 @@ def unreachable(catalog: Catalog, stores: dict[str, RecordStore], roots: dict[st
                 missing.add(child)
             todo.append(child)
     return sorted(missing)
+
+
+def undeclared_dependents(catalog: Catalog, stores: dict[str, RecordStore], names: list[str]) -> dict[str, list[str]]:
+    """{source: ["table.column (ON DELETE ...)", ...]} for foreign keys in a source's database
+    that point at it from a table no catalogued source declares as its child (``subject.via``)."""
+    declared: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for child in catalog.sources.values():
+        for column, parent in child.subject.via.items():
+            if child.table and child.connection == catalog.sources[parent].connection:
+                declared[parent].add((child.table, column))
+    problems: dict[str, list[str]] = {}
+    for name in names:
+        if name not in stores:
+            continue
+        undeclared = [f"{d.table}.{d.column} (ON DELETE {d.on_delete})" for d in stores[name].dependents()
+                      if (d.table, d.column) not in declared[name]]
+        if undeclared:
+            problems[name] = sorted(undeclared)
+    return problems
+
+
+def check_foreign_keys(catalog: Catalog, stores: dict[str, RecordStore], names: list[str]) -> None:
+    """Stop, before anything changes, when deleting from a source would meet a foreign key the
+    catalog does not describe (refused by RESTRICT, or cascading into undescribed records)."""
+    problems = undeclared_dependents(catalog, stores, names)
+    if problems:
+        raise UndeclaredReferenceError(problems)
