@@ -256,3 +256,31 @@ def test_a_delete_that_would_cascade_into_an_undescribed_table_stops_before_anyt
         _erase(crm, hasher, SubjectIdentifiers(email="bo.ek@exempel.se"), "DSR-CASCADE")
     assert "crm_notes.customer_id (ON DELETE CASCADE)" in str(err.value) and "source crm_customers" in str(err.value)
     assert {t: _keys(engine, t) for t in before} == before
+
+
+def test_activity_per_record_from_a_column(db, tag_db, tmp_path, policy, hasher) -> None:  # type: ignore[no-untyped-def]
+    engine, tags = db.engine(), tag_db.tag_store()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE crm_contacts (id INTEGER PRIMARY KEY, channel VARCHAR(10), email VARCHAR(200), "
+                          "note TEXT, last_contact_at DATE)"))
+        conn.execute(text("INSERT INTO crm_contacts VALUES (1, 'form', 'a@exempel.se', 'x', '2026-01-01'), "
+                          "(2, 'mail', 'b@exempel.se', 'y', '2026-01-01'), (3, 'fax', 'c@exempel.se', 'z', '2026-01-01'), "
+                          "(4, NULL, 'd@exempel.se', 'w', '2026-01-01')"))
+    data = {"version": 1, "defaults": {"connection": "crm"}, "sources": {"crm_contacts": {
+        "table": "crm_contacts", "primary_key": "id", "activity": "email", "retention_clock": "last_contact_at",
+        "activity_column": {"column": "channel", "values": {"form": "contact_form", "mail": "email"}},
+        "lawful_basis": "legitimate_interest", "subject": {"email": "email"}, "on_expiry": "erase",
+        "columns": {"email": "contact_details", "note": {"category": "case_details", "free_text": True}}}}}
+    catalog = _catalog(tmp_path, policy, data)
+    scan_source(catalog.source("crm_contacts"), policy, source_engine=engine, tag_engine=tags, hasher=hasher,
+                run_id="scan", logical_date=TODAY)
+    with tags.connect() as conn:
+        rows = {(r.record_key, r.category): (r.activity, r.violation) for r in conn.execute(select(record_tag))}
+    assert rows[("1", "contact_details")] == ("contact_form", None)
+    assert rows[("2", "case_details")] == ("email", None)
+    assert rows[("3", "contact_details")][1] == "unknown_activity"  # 'fax' is not mapped: a person must look
+    assert rows[("4", "contact_details")] == ("email", None)  # empty: the source's activity
+    # Every mapped activity must be the policy's and allow the source's categories and bases.
+    data["sources"]["crm_contacts"]["activity_column"]["values"]["tel"] = "newsletter"
+    with pytest.raises(CatalogError, match="for activity .newsletter."):
+        _catalog(tmp_path, policy, data)

@@ -108,6 +108,17 @@ class ConsentState(_Frozen):
         return [c for c in (self.withdrawn_at, self.opt_in) if c]
 
 
+class ActivityFromColumn(_Frozen):
+    """The activity of each record, from a column: one CRM table holding contact-form, e-mail
+    and phone contacts. ``values`` maps what the column holds to the policy's activities; a
+    record whose value is not mapped is a violation (``unknown_activity``)."""
+
+    column: str
+    values: dict[str, str] = Field(min_length=1)
+
+    _check = field_validator("column")(plain_identifier)
+
+
 class ColumnValue(_Frozen):
     """A value read per record from a column (e.g. a fiscal year end that differs per customer)."""
 
@@ -219,7 +230,10 @@ class Source(_Frozen):
     storage: ObjectStorage | None = None
     lake_table: LakeTable | None = None
     primary_key: str
+    # The source's activity; with activity_column, the activity of records whose value is empty,
+    # and the one that gives the role (every mapped activity must share it).
     activity: str
+    activity_column: ActivityFromColumn | None = None
     columns: dict[str, ColumnSpec] = Field(min_length=1)
     lawful_basis: BasisSpec
     category_bases: dict[str, BasisSpec] = {}
@@ -343,6 +357,8 @@ class Source(_Frozen):
     def referenced_columns(self) -> list[str]:
         """Every column the pipeline reads from the table, key first."""
         extra = [c for c in self.clock_columns if c != OBJECT_LAST_MODIFIED] + list(self.subject.via)
+        if self.activity_column:
+            extra.append(self.activity_column.column)
         if self.fiscal_year_end_column:
             extra.append(self.fiscal_year_end_column)
         if self.consent:
@@ -471,16 +487,29 @@ def check_connections(catalog: Catalog, file: str) -> None:
 
 
 def check_against_policy(source: Source, policy: Policy, file: str) -> None:
+    check_activity(source, policy, source.activity, file, f"sources.{source.name}.activity")
+    if source.activity_column:
+        role = policy.activities[source.activity].role
+        for value, name in source.activity_column.values.items():
+            where = f"sources.{source.name}.activity_column.values.{value}"
+            check_activity(source, policy, name, file, where)
+            if policy.activities[name].role != role:
+                raise CatalogError(file, where, f"activity {name!r} is {policy.activities[name].role}-role, but "
+                                                f"{source.activity!r} is {role}-role: one source has one role")
+
+
+def check_activity(source: Source, policy: Policy, name: str, file: str, where: str) -> None:
+    """The source's columns, bases and controller column fit activity ``name`` of the policy."""
     key = f"sources.{source.name}"
-    activity = policy.activities.get(source.activity)
+    activity = policy.activities.get(name)
     if activity is None:
-        raise CatalogError(file, f"{key}.activity", f"{source.activity!r} is not an activity of the policy")
+        raise CatalogError(file, where, f"{name!r} is not an activity of the policy")
     for column, spec in source.columns.items():
         if spec.category not in activity.categories:
             raise CatalogError(
                 file,
                 f"{key}.columns.{column}",
-                f"category {spec.category!r} is not one the policy allows for activity {source.activity!r} "
+                f"category {spec.category!r} is not one the policy allows for activity {name!r} "
                 f"(allowed: {', '.join(activity.categories)})",
             )
     for category in source.category_bases:
@@ -492,11 +521,11 @@ def check_against_policy(source: Source, policy: Policy, file: str) -> None:
             raise CatalogError(
                 file,
                 f"{key}.lawful_basis" if category not in source.category_bases else f"{key}.category_bases.{category}",
-                f"basis {spec!r} is not one the policy allows for {category!r} in activity {source.activity!r} "
+                f"basis {spec!r} is not one the policy allows for {category!r} in activity {name!r} "
                 f"(allowed: {', '.join(activity.categories[category])})",
             )
     if activity.role == "processor" and not source.controller_column:
         raise CatalogError(file, f"{key}.controller_column", "a processor-role source must name the column holding the customer (controller)")
     if activity.role == "controller" and source.controller_column:
-        raise CatalogError(file, f"{key}.controller_column", f"activity {source.activity!r} is controller-role; remove controller_column")
+        raise CatalogError(file, f"{key}.controller_column", f"activity {name!r} is controller-role; remove controller_column")
 

@@ -141,6 +141,8 @@ class Tagger:
     def tag(self, row: dict[str, Any], key: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         source = self.source
         key = key if key is not None else str(row[source.primary_key])
+        activity_name = self.activity_of(row)
+        activity = self.policy.activities.get(activity_name) if activity_name else None
         controller = self._controller(row)
         clock = self.clock_of(row)
         year_end = self._fiscal_year_end(row)
@@ -152,33 +154,48 @@ class Tagger:
         tags = []
         for category in self.categories:
             basis = self.basis_of(category, row)
-            memo = (basis, clock, controller, year_end)
+            memo = (activity_name, basis, clock, controller, year_end)
             outcome = self._deadlines.get(memo)
             if outcome is None:
                 outcome = self._deadlines[memo] = compute_deadline(
-                    self.policy, activity=source.activity, basis=basis, clock=clock, controller=controller,
-                    fiscal_year_end_md=year_end or "12-31",
+                    self.policy, activity=activity_name or source.activity, basis=basis, clock=clock,
+                    controller=controller, fiscal_year_end_md=year_end or "12-31",
                 )
             deadline, violation, reason = outcome.deadline, outcome.violation, None
+            if activity is None:
+                deadline, violation = None, "unknown_activity"
+                activity = self.activity
             if year_end is None:
                 violation = violation or "invalid_fiscal_year_end"
             if source.clock_parent and violation in (None, "no_retention_clock"):
                 # Filled in from the parent's tags once every source is scanned (inherit_parent_clocks).
                 deadline, violation = None, "awaiting_parent" if parent_key else "no_parent"
-            if violation is None and basis not in self.activity.categories[category]:
+            if violation is None and basis not in activity.categories[category]:
                 violation = "basis_not_allowed"
             when = withdrawn if isinstance(withdrawn, date) else clock if withdrawn else None
             if basis == "consent" and when is not None and violation in _CLOCK_PROBLEMS:
                 # Consent is over: the category is due from the day it was withdrawn, whatever its clock.
                 deadline, violation, reason = when, None, "consent_withdrawn"
             tags.append({
-                "source": source.name, "record_key": key, "category": category, "activity": source.activity,
-                "lawful_basis": basis, "role": self.activity.role, "controller": controller, "clock_value": clock,
+                "source": source.name, "record_key": key, "category": category,
+                "activity": activity_name or source.activity, "lawful_basis": basis, "role": activity.role,
+                "controller": controller, "clock_value": clock,
                 "deadline": deadline, "on_expiry": source.on_expiry,
                 "status": "violation" if violation else "active", "violation": violation,
                 "subject_refs": ref_text, "run_id": self.run_id, "parent_key": parent_key, "expiry_reason": reason,
             })
         return tags, refs
+
+    def activity_of(self, row: dict[str, Any]) -> str | None:
+        """The record's activity: the catalog's, or the one its activity column maps to (None
+        for a value the catalog does not map)."""
+        mapping = self.source.activity_column
+        if mapping is None:
+            return self.source.activity
+        value = row.get(mapping.column)
+        if value in (None, ""):
+            return self.source.activity
+        return mapping.values.get(str(value).strip())
 
     def clock_of(self, row: dict[str, Any]) -> date | None:
         """The record's own clock: the first of its clock columns that holds a date."""

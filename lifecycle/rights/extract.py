@@ -58,10 +58,12 @@ def build_extract(
         with tag_engine.connect() as conn:
             tags = {t["category"]: t for t in conn.execute(select(record_tag).where(
                 record_tag.c.source == source_name, record_tag.c.record_key == key)).mappings()}
-        activity = policy.activities[source.activity]
-        group = groups.setdefault(source.activity, {
-            "activity": source.activity, "activity_label": activity.label_sv, "role": activity.role,
-            "recipients": _recipients(policy, source.activity), "records": []})
+        # The record's own activity (a CRM table may hold form, e-mail and phone contacts).
+        name = next((t["activity"] for t in tags.values() if t["activity"] in policy.activities), source.activity)
+        activity = policy.activities[name]
+        group = groups.setdefault(name, {
+            "activity": name, "activity_label": activity.label_sv, "role": activity.role,
+            "recipients": _recipients(policy, name), "records": []})
         group["records"].append({"source": source_name, "reached_through": through, "categories": [
             {"category": category, "lawful_basis": tags.get(category, {}).get("lawful_basis"),
              "deadline": str(tags[category]["deadline"]) if tags.get(category, {}).get("deadline") else None,
