@@ -29,7 +29,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from faker import Faker
-from sqlalchemy import Column, Date, DateTime, Engine, Integer, MetaData, Numeric, String, Table, Text, text
+from sqlalchemy import Column, Date, DateTime, Engine, ForeignKey, Integer, MetaData, Numeric, String, Table, Text, text
 
 from lifecycle.config.catalog import plain_identifier
 from lifecycle.tagstore.db import make_engine
@@ -41,7 +41,9 @@ INVALID_BASIS = "marketing"  # not a lawful basis of the policy: a deliberate vi
 PROCESSOR_CUSTOMERS = ("kund-nordisk-handel", "kund-fastighetsbyran")
 UNKNOWN_CUSTOMER = "kund-okand"  # no instruction in the policy: a deliberate violation
 # The catalog gives these sources no updated_at change signal (as some real sources lack one).
-NO_UPDATED_AT = ("website_visits", "job_applications")
+# Tables without a change signal: the scan reads them whole (order lines and ticket messages have
+# no date of their own at all: they live as long as their order or ticket).
+NO_UPDATED_AT = ("website_visits", "job_applications", "order_lines", "ticket_messages")
 SHARED_SHARE = 0.10  # share of records whose person comes from the pool shared across tables
 MENTION_CAP = 5000  # structured e-mails remembered for free texts to mention
 
@@ -90,6 +92,15 @@ def build_tables(metadata: MetaData) -> dict[str, Table]:
           Column("contact_email", s), Column("contact_phone", s)),
         t("ad_audiences", Column("customer_id", s), Column("uploaded_at", Date), Column("name", s),
           Column("email", s), Column("phone", s), Column("segment", String(40))),
+        # The normalised part, as an ORM makes it: children reach their customer only by key.
+        t("orders", Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False, index=True),
+          Column("order_date", Date), Column("amount_sek", Numeric(12, 2))),
+        t("order_lines", Column("order_id", Integer, ForeignKey("orders.id"), nullable=False, index=True),
+          Column("product", s), Column("quantity", Integer)),
+        t("support_tickets", Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False, index=True),
+          Column("opened_at", Date), Column("closed_at", Date), Column("subject", Text)),
+        t("ticket_messages", Column("ticket_id", Integer, ForeignKey("support_tickets.id", ondelete="CASCADE"),
+                                    nullable=False, index=True), Column("body", Text)),
     ]
     return {table.name: table for table in tables}
 
@@ -225,6 +236,8 @@ class World:
         self._shared_left: dict[str, list[Person]] = {}
         self.mentionable: list[str] = []  # e-mails held in structured columns of earlier tables
         self.customers: list[tuple[Company, Person]] = []  # for invoices, by customers.id - 1
+        self.order_count = 0  # orders written so far, for order lines
+        self.ticket_contacts: list[Person] = []  # who opened each ticket, by support_tickets.id - 1
 
     def _company(self, name: str) -> Company:
         """A company of that name with a domain of its own, an org number and an address."""
@@ -625,6 +638,36 @@ def _audience(i: int, w: World) -> Row:
                 segment=w.rng.choice(("retargeting", "lookalike", "nyhetsbrev", "kundklubb")))
 
 
+_PRODUCTS = ("Google Ads-paket", "SEO-analys", "Annonsproduktion", "Månadsrapport", "Landningssida", "Konsulttimme")
+
+
+def _order(i: int, w: World) -> Row:
+    day = invoice_date(w.rng, w.as_of, w.deck("orders:case", INVOICE_CASES))
+    w.order_count = i
+    return dict(id=i, customer_id=w.rng.randrange(len(w.customers)) + 1, order_date=day,
+                amount_sek=Decimal(w.rng.randrange(500_00, 90_000_00)) / 100)
+
+
+def _order_line(i: int, w: World) -> Row:
+    return dict(id=i, order_id=w.rng.randrange(w.order_count) + 1, product=w.rng.choice(_PRODUCTS),
+                quantity=w.rng.randrange(1, 5))
+
+
+def _ticket(i: int, w: World) -> Row:
+    customer_id = w.rng.randrange(len(w.customers)) + 1
+    _, contact = w.customers[customer_id - 1]
+    opened = _clock(w, "support_tickets")
+    closed = None if w.rng.random() < 0.3 else opened + timedelta(days=w.rng.randrange(0, 20))
+    w.ticket_contacts.append(contact)
+    return dict(id=i, customer_id=customer_id, opened_at=opened, closed_at=min(closed, w.as_of) if closed else None,
+                subject=w.rng.choice(("Fråga om faktura", "Kampanjen i oktober", "Inloggning", "Rapporten")))
+
+
+def _ticket_message(i: int, w: World) -> Row:
+    ticket_id = w.rng.randrange(len(w.ticket_contacts)) + 1
+    return dict(id=i, ticket_id=ticket_id, body=free_text(w, w.ticket_contacts[ticket_id - 1], "message"))
+
+
 def volumes(rows: int) -> dict[str, tuple[int, RowMaker]]:
     """Rows per table and its maker, in generation order: customers first (invoices refer to
     them), then the tables whose e-mails later free texts mention."""
@@ -642,6 +685,10 @@ def volumes(rows: int) -> dict[str, tuple[int, RowMaker]]:
         "job_applications": (n(rows // 4), _application),
         "invoices": (n(rows), _invoice),
         "ad_audiences": (n(rows), _audience),
+        "orders": (n(rows), _order),
+        "order_lines": (n(2 * rows), _order_line),
+        "support_tickets": (n(rows // 4), _ticket),
+        "ticket_messages": (n(rows // 2), _ticket_message),
     }
 
 

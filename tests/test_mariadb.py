@@ -21,14 +21,14 @@ import yaml
 from sqlalchemy import Engine, MetaData, Table, bindparam, event, inspect, make_url, select, text
 
 from lifecycle.tagstore import db as lifecycle_db
-from lifecycle.config.catalog import Catalog, load_catalog
+from lifecycle.config.catalog import Catalog, dependency_order, load_catalog
 from lifecycle.tagstore.db import lock_source, make_engine, open_tag_store
 from demo.company import generate
 from lifecycle.enforcement.enforce import enforce_source
 from lifecycle.errors import CatalogError, RequestNotVerifiedError
 from lifecycle.rights.dispatcher import SubjectRequest, Workspace, fulfil
 from lifecycle.discovery.identifiers import SubjectHasher
-from lifecycle.enforcement.plan import build_plan, register_run, summarise_plan
+from lifecycle.enforcement.plan import build_plan, inherit_parent_clocks, reference_pairs, register_run, summarise_plan
 from lifecycle.config.policy import load_policy
 from lifecycle.rights.requests import SubjectIdentifiers
 from lifecycle.discovery.scan import scan_source
@@ -155,10 +155,12 @@ def test_scan_tags_every_record_as_on_sqlite(twin: Twin) -> None:
 
 def _night(twin: Twin, name: str, run_id: str) -> dict[str, dict[str, Any]]:
     engine, tags = twin.sides[name]
-    sources = list(twin.catalog.sources.values())
+    names = [n for group in dependency_order(twin.catalog) for n in group]  # children first, as the DAG runs them
+    sources = [twin.catalog.source(n) for n in names]
     register_run(tags, run_id, TODAY, False)
     marketing = tuple(n for n, a in twin.policy.activities.items() if a.direct_marketing and a.role == "controller")
-    build_plan(tags, sources, run_id, TODAY, marketing)
+    inherit_parent_clocks(tags, twin.catalog, names)
+    build_plan(tags, sources, run_id, TODAY, marketing, reference_pairs(twin.catalog, names))
     return {s.name: _comparable(enforce_source(s, summarise_plan(tags, s, run_id), source_engine=engine, tag_engine=tags,
                                                run_id=run_id, dry_run=False, confirmed=True, hasher=_hasher(),
                                                year=TODAY.year).to_dict())

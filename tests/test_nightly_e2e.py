@@ -46,8 +46,9 @@ def _null(row: dict, *cols: str) -> dict:
     return {**row, **{c: None for c in cols}}
 
 
-def expected_row(table: str, row: dict) -> dict | None:
-    """What the row must look like after the night; None = erased."""
+def expected_row(table: str, row: dict, before: dict[str, dict[Any, dict]] | None = None) -> dict | None:
+    """What the row must look like after the night; None = erased. ``before``: every table as
+    it was, for records that live with their parent or keep it."""
     if table in ("contact_form_submissions", "email_threads", "phone_calls"):
         clock_over = two_years_over(row["last_interaction_at"])
         basis_col, text_col = {"contact_form_submissions": ("message_basis", "message"),
@@ -71,7 +72,23 @@ def expected_row(table: str, row: dict) -> dict | None:
     if table == "job_applications":
         return None if two_years_over(row["applied_at"]) else row
     if table == "customers":
-        return None if two_years_over(row["contract_end"]) else row
+        if not two_years_over(row["contract_end"]):
+            return row
+        # Its orders (BFL) or tickets still kept: it stays for them, with nothing of the person left.
+        children = [("orders", o) for o in (before or {}).get("orders", {}).values() if o["customer_id"] == row["id"]]
+        children += [("support_tickets", s) for s in (before or {}).get("support_tickets", {}).values()
+                     if s["customer_id"] == row["id"]]
+        if any(expected_row(name, child, before) is not None for name, child in children):
+            return _null(row, "company_name", "org_number", "contact_name", "contact_email", "contact_phone")
+        return None
+    if table == "orders":
+        return None if bfl_over(row["order_date"]) else row
+    if table == "order_lines":  # no date of its own: it goes with its order
+        return row if expected_row("orders", before["orders"][row["order_id"]], before) is not None else None
+    if table == "support_tickets":
+        return None if two_years_over(row["closed_at"] or row["opened_at"]) else row
+    if table == "ticket_messages":
+        return row if expected_row("support_tickets", before["support_tickets"][row["ticket_id"]], before) is not None else None
     if table == "invoices":
         if bfl_over(row["invoice_date"]):
             return None
@@ -125,7 +142,7 @@ def test_nightly_dag_enforces_exactly_the_policy(db, tag_db, airflow_db, nightly
     erased = anonymised = 0
     for table, rows in before.items():
         for key, row in rows.items():
-            want = expected_row(table, row)
+            want = expected_row(table, row, before)
             got = after[table].get(key)
             if want is None:
                 assert got is None, f"{table} {key} should have been erased"
@@ -147,6 +164,9 @@ def test_nightly_dag_enforces_exactly_the_policy(db, tag_db, airflow_db, nightly
     per_source = {s["source"]: s for s in report["sources"]}
     assert per_source["newsletter_subscribers"]["applied"]["records_erased"] == sum(
         1 for r in before["newsletter_subscribers"].values() if expected_row("newsletter_subscribers", r) is None)
+    # The normalised part: lines went with their orders, and customers kept for kept orders or tickets.
+    assert per_source["customers"]["planned"]["parents_kept_for_children"] > 0
+    assert per_source["order_lines"]["applied"]["records_erased"] > 0
     assert sum(s["records_scanned"] for s in report["sources"]) == sum(len(r) for r in before.values())
     assert report["totals"]["records_erased"] == erased
     register = {f["sub_processor"]: f for f in report["sub_processors"]}
@@ -182,7 +202,7 @@ def test_dry_run_plans_without_writing(db, tag_db, airflow_db, nightly_dag, tmp_
     report = json.loads(next((tmp_path / "reports").glob("*.json")).read_text())
     assert report["dry_run"] is True and report["validation"]["after"] is None
     planned = sum(s["planned"]["records_to_erase"] for s in report["sources"])
-    assert planned == sum(1 for t, rows in before.items() for r in rows.values() if expected_row(t, r) is None)
+    assert planned == sum(1 for t, rows in before.items() for r in rows.values() if expected_row(t, r, before) is None)
 
 
 def test_malformed_catalog_fails_before_anything_is_touched(db, tag_db, airflow_db, nightly_dag, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
