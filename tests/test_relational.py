@@ -168,16 +168,25 @@ def test_verification_fails_when_a_record_referencing_the_person_is_left(crm, ha
 
 def test_extract_includes_referenced_records_and_no_own_record_as_a_mention(crm, hasher) -> None:  # type: ignore[no-untyped-def]
     engine, tags, catalog, policy = crm
+    with engine.begin() as conn:  # Bo mentions Anna, and someone else's phone number, in his message
+        conn.execute(text("INSERT INTO crm_messages VALUES (2002, 2, 'Hej! Prata med anna.berg@exempel.se om "
+                          "fakturan, eller ring Eva på 070-765 43 21 imorgon.', NULL)"))
+    scan_source(catalog.source("crm_messages"), policy, source_engine=engine, tag_engine=tags, hasher=hasher,
+                run_id="scan-2", logical_date=TODAY, full_rescan=True)
     ids = SubjectIdentifiers(email="anna.berg@exempel.se", personnummer="198504122386")
     extract = build_extract("DSR-X", catalog=catalog, policy=policy, source_engines={"crm": engine}, tag_engine=tags,
-                            hashes=ids.hashes(hasher, TODAY.year))
+                            hashes=ids.hashes(hasher, TODAY.year), hasher=hasher, year=TODAY.year)
     records = [r for g in extract["groups"] for r in g["records"]]
     by_source: dict[str, int] = {}
     for r in records:
         by_source[r["source"]] = by_source.get(r["source"], 0) + 1
     assert by_source == {"crm_customers": 1, "crm_orders": 2, "crm_order_lines": 3, "crm_messages": 2}
     assert {r["reached_through"] for r in records if r["source"] == "crm_order_lines"} == {"crm_orders"}
-    assert extract["mentions"] == []  # her personnummer in her own message is hers, not a mention
+    # Her personnummer in her own message is hers, not a mention; Bo's message is one, shown as the
+    # text around it with the other person's phone number redacted (Art. 15(4)).
+    assert [(m["category"], m["count"]) for m in extract["mentions"]] == [("case_details", 1)]
+    excerpt, = extract["mentions"][0]["excerpts"]
+    assert "anna.berg@exempel.se" in excerpt and "[raderad]" in excerpt and "765" not in excerpt
 
 
 def test_nightly_plan_follows_parents_fallbacks_withdrawals_and_fiscal_years(crm) -> None:  # type: ignore[no-untyped-def]

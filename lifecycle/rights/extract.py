@@ -18,6 +18,7 @@ from lifecycle.config import Policy
 from lifecycle.stores import open_stores
 from lifecycle.discovery import locate
 from lifecycle.stores import reach
+from lifecycle.discovery import REDACTED, SubjectHasher, find_identifiers, mentions, redact
 from lifecycle.tagstore import record_tag
 
 
@@ -35,7 +36,12 @@ def build_extract(
     source_engines: dict[str, Engine],
     tag_engine: Engine,
     hashes: list[str],
+    hasher: SubjectHasher | None = None,
+    year: int | None = None,
 ) -> dict[str, Any]:
+    """Everything held about one person, grouped by activity; with ``hasher`` and ``year``, each
+    mention of them in someone else's message as the text around it, every other identifier in
+    it redacted (Art. 15(4): the copy must not reveal other people's data)."""
     locations = [loc for loc in locate(tag_engine, hashes) if loc.source in catalog.sources]
     # A record holding the person in a structured column is theirs, whatever its free text says.
     own: dict[tuple[str, str], str | None] = {(loc.source, loc.record_key): None for loc in locations if not loc.free_text}
@@ -47,9 +53,12 @@ def build_extract(
     for r in reach(catalog, stores, roots):  # their orders, tickets, ...: records that reference theirs
         own[(r.source, r.record_key)] = r.parent_source
     mentions: dict[tuple[str, str], int] = defaultdict(int)
+    mentioned: dict[tuple[str, str], set[str]] = defaultdict(set)
     for loc in locations:
         if (loc.source, loc.record_key) not in own:
             mentions[(catalog.source(loc.source).activity, loc.category)] += 1
+            mentioned[(loc.source, loc.record_key)].add(loc.field)
+    excerpts = _mention_excerpts(catalog, stores, mentioned, set(hashes), hasher, year) if hasher and year else {}
     for (source_name, key), through in own.items():
         source = catalog.source(source_name)
         row = stores[source_name].read([key]).get(key)
@@ -74,5 +83,44 @@ def build_extract(
         "controller": policy.controller.name,
         "generated_at": now_iso(),
         "groups": list(groups.values()),
-        "mentions": [{"activity": a, "category": c, "count": n} for (a, c), n in sorted(mentions.items())],
+        "mentions": [{"activity": a, "category": c, "count": n, "excerpts": excerpts.get((a, c), [])}
+                     for (a, c), n in sorted(mentions.items())],
     }
+
+
+EXCERPT_CONTEXT = 40  # characters on each side of a mention
+
+
+def _mention_excerpts(catalog: Catalog, stores: dict[str, Any], mentioned: dict[tuple[str, str], set[str]],
+                      hashes: set[str], hasher: SubjectHasher, year: int) -> dict[tuple[str, str], list[str]]:
+    """{(activity, category): excerpts} of the person's mentions in other people's free text."""
+    by_source: dict[str, dict[str, set[str]]] = defaultdict(dict)
+    for (source_name, key), fields in mentioned.items():
+        by_source[source_name][key] = fields
+    out: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for source_name, wanted in sorted(by_source.items()):
+        source = catalog.source(source_name)
+        for key, record in sorted(stores[source_name].read(sorted(wanted)).items()):
+            for field in sorted(wanted[key]):
+                text = str(record.get(field) or "")
+                category = source.columns[field].category
+                out[(source.activity, category)] += excerpts_of(text, hashes, hasher, year)
+    return out
+
+
+def excerpts_of(text: str, hashes: set[str], hasher: SubjectHasher, year: int, context: int = EXCERPT_CONTEXT) -> list[str]:
+    """The text around each identifier of ``hashes`` in ``text``; every other identifier the
+    detectors find in an excerpt is replaced by the redaction mark."""
+    theirs = mentions(text, hashes, hasher, year)
+    spans = {(f.start, f.end) for f in theirs}
+    others = [f for f in find_identifiers(text, reference_year=year) if (f.start, f.end) not in spans]
+    result = []
+    for f in theirs:
+        start, end = max(0, f.start - context), min(len(text), f.end + context)
+        inside = [o for o in others if o.start < end and o.end > start]
+        # Widen to whole identifiers at the edges, so no part of another one shows.
+        start = min([start, *(o.start for o in inside)])
+        end = max([end, *(o.end for o in inside)])
+        piece = redact(text[start:end], [o._replace(start=o.start - start, end=o.end - start) for o in inside], REDACTED)
+        result.append(("…" if start else "") + piece.strip() + ("…" if end < len(text) else ""))
+    return result
