@@ -293,3 +293,17 @@ def test_activity_per_record_from_a_column(db, tag_db, tmp_path, policy, hasher)
     data["sources"]["crm_contacts"]["activity_column"]["values"]["tel"] = "newsletter"
     with pytest.raises(CatalogError, match="for activity .newsletter."):
         _catalog(tmp_path, policy, data)
+
+
+def test_withdrawal_reaches_consent_based_records_through_references(crm, hasher) -> None:  # type: ignore[no-untyped-def]
+    from lifecycle.rights.amend import plan_withdrawal
+
+    engine, tags, catalog, policy = crm
+    ids = SubjectIdentifiers(email="anna.berg@exempel.se")
+    scope = RequestScope(catalog, {"crm": engine}, tags, hasher, ids, ids.hashes(hasher, TODAY.year))
+    actions = plan_withdrawal(catalog, policy, tags, scope.hashes, scope.stores())
+    assert {(a.source, a.record_key, a.action) for a in actions} == {
+        ("crm_messages", "1000", "erase"), ("crm_messages", "1001", "erase")}  # her orders rest on the law
+    apply_erasure(actions, scope, reference="DSR-W", today=TODAY, dry_run=False, suppress_as="consent_withdrawn")
+    assert _keys(engine, "crm_messages") == {2000, 3000} and _keys(engine, "crm_orders") == {10, 11, 20, 30}
+    assert plan_withdrawal(catalog, policy, tags, scope.hashes, scope.stores()) == []

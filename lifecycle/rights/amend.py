@@ -6,6 +6,7 @@
 - Objection (Art. 21): the person is removed from direct-marketing activities (erased where
   Millstone Group is controller, forwarded where a customer is) and kept out for good by a
   suppression record; other processing is unaffected.
+- Both reach the records that reference the person's (their orders, tickets) when given the stores.
 - Rectification: the given identifier is replaced wherever it sits in a structured column of
   the person's own records; before and after are recorded as keyed hashes only.
 """
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 
 from lifecycle.config import Catalog, Source
-from lifecycle.stores import RecordChange, open_store
+from lifecycle.stores import RecordChange, RecordStore, open_store, reach
 from lifecycle.rights.erasure import RecordAction
 from lifecycle.discovery import SubjectHasher
 from lifecycle.config import Policy
@@ -44,9 +45,22 @@ def _tags(tag_engine: Engine, source: str, key: str) -> list[dict[str, Any]]:
             record_tag.c.status.in_(["active", "violation"]))).mappings()]
 
 
-def plan_withdrawal(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: list[str]) -> list[RecordAction]:
+def _person_records(catalog: Catalog, tag_engine: Engine, hashes: list[str],
+                    stores: dict[str, RecordStore] | None) -> list[tuple[str, str]]:
+    """The person's own records and, given the stores, the records that reference them."""
+    own = sorted(_own_records(tag_engine, hashes))
+    if not stores:
+        return own
+    roots: dict[str, set[str]] = defaultdict(set)
+    for source_name, key in own:
+        roots[source_name].add(key)
+    return own + [(r.source, r.record_key) for r in reach(catalog, stores, roots)]
+
+
+def plan_withdrawal(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: list[str],
+                    stores: dict[str, RecordStore] | None = None) -> list[RecordAction]:
     actions = []
-    for (source_name, key) in sorted(_own_records(tag_engine, hashes)):
+    for (source_name, key) in _person_records(catalog, tag_engine, hashes, stores):
         if source_name not in catalog.sources or policy.activities[catalog.source(source_name).activity].role != "controller":
             continue
         tags = _tags(tag_engine, source_name, key)
@@ -60,9 +74,10 @@ def plan_withdrawal(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes
     return actions
 
 
-def plan_objection(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: list[str]) -> list[RecordAction]:
+def plan_objection(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: list[str],
+                   stores: dict[str, RecordStore] | None = None) -> list[RecordAction]:
     actions = []
-    for (source_name, key) in sorted(_own_records(tag_engine, hashes)):
+    for (source_name, key) in _person_records(catalog, tag_engine, hashes, stores):
         if source_name not in catalog.sources:
             continue
         activity = policy.activities[catalog.source(source_name).activity]

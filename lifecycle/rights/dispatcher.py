@@ -115,7 +115,7 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
         outcome = apply_erasure(actions, scope, reference=request.reference, today=request.received_on,
                                 dry_run=request.dry_run, suppress_as=reason)
         # Verified when planning again finds nothing left to do but what goes to customers.
-        left = [a for a in planner(ws.catalog, ws.policy, ws.tag_engine, hashes) if a.action != "forward"]
+        left = [a for a in planner(ws.catalog, ws.policy, ws.tag_engine, hashes, scope.stores()) if a.action != "forward"]
         outcome.remaining = {a.source: 1 for a in left}
         outcome.verified = not left
     crashpoint("request:verified")
@@ -157,7 +157,7 @@ def _actions(request: SubjectRequest, ws: Workspace, hashes: list[str], *, retry
                              stores=open_stores(ws.catalog, ws.backends, ws.tag_engine))
     else:
         planner = plan_withdrawal if request.request_type == "consent_withdrawal" else plan_objection
-        fresh = planner(ws.catalog, ws.policy, ws.tag_engine, hashes)
+        fresh = planner(ws.catalog, ws.policy, ws.tag_engine, hashes, open_stores(ws.catalog, ws.backends, ws.tag_engine))
     if stored is None:
         return fresh
     known = {(a.source, a.record_key, a.action) for a in stored}
