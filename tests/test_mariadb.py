@@ -229,7 +229,8 @@ def test_erasure_request_on_mariadb_is_verified(world: World) -> None:
     access = _request(world, "DSR-A", "access")
     extract = json.loads(access.documents.json.read_text())
     assert {g["activity"] for g in extract["groups"]} == {"newsletter", "customers", "bookkeeping", "advertising_audiences"}
-    assert extract["mentions"] == [{"activity": "contact_form", "category": "case_details", "count": 2}]
+    assert [{k: m[k] for k in ("activity", "category", "count")} for m in extract["mentions"]] == [
+        {"activity": "contact_form", "category": "case_details", "count": 2}]
     assert "test.person@exempel.se" in access.documents.json.read_text()
 
     result = erase(world)

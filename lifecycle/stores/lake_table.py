@@ -28,6 +28,7 @@ in Delta's optimistic concurrency, and the failed batch stays planned.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -75,7 +76,7 @@ from lifecycle.discovery import (
     key_state,
     schema_drift,
 )
-from lifecycle.stores.base import Changed, ConnectionInfo, RecordChange
+from lifecycle.stores.base import Changed, ConnectionInfo, Dependent, RecordChange
 from lifecycle.tagstore import record_tag, subject_ref, subject_ref_build, watermark
 from lifecycle.rights import Probe, SourceCheck, record_holds
 
@@ -244,10 +245,11 @@ class Store:
             raise CatalogError(catalog_file, f"{key}.primary_key",
                                f"column {self.source.primary_key!r} is {pk_type}: the key of a lake table is an "
                                "integer or string column")
-        clock_type = schema.field(self.source.retention_clock).type
-        if not (pa.types.is_date(clock_type) or pa.types.is_timestamp(clock_type)):
-            raise CatalogError(catalog_file, f"{key}.retention_clock",
-                               f"column {self.source.retention_clock!r} is {clock_type}, not a date or timestamp column")
+        for clock in self.source.clock_columns:
+            clock_type = schema.field(clock).type
+            if not (pa.types.is_date(clock_type) or pa.types.is_timestamp(clock_type)):
+                raise CatalogError(catalog_file, f"{key}.retention_clock",
+                                   f"column {clock!r} is {clock_type}, not a date or timestamp column")
 
     def _scan(self, policy: Policy, *, hasher: SubjectHasher, run_id: str, logical_date: date, full_rescan: bool,
               progress: Callable[[int, int], None] | None, rotate_key: bool, catalog_file: str) -> ScanStats:
@@ -614,10 +616,29 @@ class Store:
             return {}
         return self._matching(self.table(), keys)
 
+    def dependents(self) -> list[Dependent]:
+        """Delta tables declare no foreign keys."""
+        return []
+
+    def referencing(self, column: str, parent_keys: Sequence[str]) -> dict[str, str]:
+        """The current version's rows whose ``column`` is one of ``parent_keys``, filtered by Arrow."""
+        dt = self.table()
+        column_type = self._schema(dt).field(column).type
+        values = pa.array([int(k) if pa.types.is_integer(column_type) else str(k) for k in parent_keys],
+                          type=column_type if pa.types.is_integer(column_type) else pa.string())
+        found: dict[str, str] = {}
+        for batch in self._batches(dt, [self.source.primary_key, column]):
+            hits = batch.filter(pc.is_in(batch.column(column).cast(values.type), value_set=values))
+            found.update(zip(map(str, hits.column(self.source.primary_key).to_pylist()),
+                             map(str, hits.column(column).to_pylist())))
+        return found
+
     def find(self, probe: Probe, allowed: set[tuple[str, str]]) -> SourceCheck:
-        """Search the current version row by row, then every data file it does not reference (an
-        older version's, not yet vacuumed), the transaction log (commits carry column statistics)
-        and, in a versioned bucket, every noncurrent version under the table's prefix."""
+        """Search the current version, then every data file it does not reference (an older
+        version's, not yet vacuumed), the transaction log (commits carry column statistics) and,
+        in a versioned bucket, every noncurrent version under the table's prefix. Rows are
+        picked by Arrow's kernels (``_candidates``: never fewer than ``record_holds`` accepts)
+        and only those are confirmed in Python, by ``record_holds`` itself."""
         source = self.source
         identifiers = source.subject.columns()
         check = SourceCheck(source.name, "lake_table", free_text_columns=list(source.free_text_columns),
@@ -630,14 +651,11 @@ class Store:
             check.identifier_columns["name_company"] = [f"{identifiers['name']}+{identifiers['company']}"]
         allowed_keys = {key for s, key in allowed if s == source.name}
         dt = self.table()
-        schema = self._schema(dt)
-        pk = source.primary_key
-        wanted = [c for c in dict.fromkeys([pk, *identifiers.values(), *source.free_text_columns]) if c in schema.names]
+        wanted = [c for c in dict.fromkeys([source.primary_key, *identifiers.values(), *source.free_text_columns])
+                  if c in self._schema(dt).names]
         found: set[str] = set()
         for batch in self._batches(dt, wanted):
-            for row in batch.to_pylist():
-                if record_holds(row, source, probe) and str(row.get(pk)) not in allowed_keys:
-                    found.add(str(row.get(pk)))
+            found |= self._holders(batch, probe, allowed_keys)
         check.records_found = len(found)
 
         fs = self._filesystem()
@@ -649,9 +667,8 @@ class Store:
                 continue
             check.objects_read += 1
             with fs.open_input_file(info.path) as handle:
-                rows = pq.read_table(handle).to_pylist()
-            if any(record_holds(r, source, probe) and str(r.get(pk)) not in allowed_keys for r in rows):
-                check.old_versions_left += 1
+                if self._holders(_read_parquet(handle, wanted), probe, allowed_keys):
+                    check.old_versions_left += 1
         # Statistics in the log hold some values of current rows too: of a record allowed to
         # keep the person (held, forwarded), so the log is searched only when none is.
         if not allowed_keys:
@@ -663,10 +680,20 @@ class Store:
                     check.old_versions_left += 1
         assert source.lake_table is not None
         if source.lake_table.is_s3:
-            self._find_in_bucket_versions(check, probe, allowed_keys)
+            self._find_in_bucket_versions(check, probe, allowed_keys, wanted)
         return check
 
-    def _find_in_bucket_versions(self, check: SourceCheck, probe: Probe, allowed_keys: set[str]) -> None:
+    def _holders(self, data: pa.Table | pa.RecordBatch, probe: Probe, allowed_keys: set[str]) -> set[str]:
+        """Keys of the rows of ``data`` that hold the person and may not keep them."""
+        mask = _candidates(data, self.source, probe)
+        if mask is None:  # nothing of the person to look for in these columns
+            return set()
+        pk = self.source.primary_key
+        return {str(r.get(pk)) for r in data.filter(mask).to_pylist()
+                if record_holds(r, self.source, probe) and str(r.get(pk)) not in allowed_keys}
+
+    def _find_in_bucket_versions(self, check: SourceCheck, probe: Probe, allowed_keys: set[str],
+                                 wanted: list[str]) -> None:
         bucket, prefix = self._bucket_prefix()
         store = self.lake.objects
         versions, _ = _noncurrent(store, bucket, prefix)
@@ -675,11 +702,9 @@ class Store:
             check.objects_read += 1
             name = key.rsplit("/", 1)[-1]
             if key.endswith(".parquet") and "/_delta_log/" not in f"/{key}":
-                rows = pq.read_table(pa.BufferReader(body)).to_pylist()
-                holds = any(record_holds(r, self.source, probe) and str(r.get(self.source.primary_key)) not in allowed_keys
-                            for r in rows)
+                holds = bool(self._holders(_read_parquet(pa.BufferReader(body), wanted), probe, allowed_keys))
             else:
-                holds = not allowed_keys and probe.found_in_text(_log_text(name, body))
+                holds = not allowed_keys and bool(probe.found_in_text(_log_text(name, body)))
             check.old_versions_left += int(holds)
 
 
@@ -693,6 +718,99 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     if not any(f.type in views for f in batch.schema):
         return batch
     return batch.cast(pa.schema([f.with_type(views.get(f.type, f.type)) for f in batch.schema]))
+
+
+def _read_parquet(handle: Any, columns: list[str]) -> pa.Table:
+    """The columns of a Parquet file that it has (an older file may lack some)."""
+    file = pq.ParquetFile(handle)
+    return _plain(file.read(columns=[c for c in columns if c in file.schema_arrow.names]))
+
+
+# Where Arrow picks the rows that may hold a person. Each test is wider than the Python check it
+# stands for (lifecycle.rights.verify.record_holds, which confirms every row picked), so no row
+# that check accepts is left out:
+# - e-mail, name, company: a value written in ASCII that equals the person's after strip() and
+#   lower() / casefold() contains it in any case; any other value is picked (casefold and a few
+#   lower-case forms change a text's length, which no Arrow kernel follows);
+# - phone, personnummer: every form of the person's ends in the same digits (the national number,
+#   the personnummer without its century), so the value's last decimal digits (\p{Nd}; a value
+#   whose ``isdigit`` characters make a form has no others) must be those;
+# - free text: found_in_text reads a text as a person does (lifecycle.discovery.detect's
+#   unicode_view: entities, full-width forms, look-alike letters, invisible characters...). A text
+#   of ASCII without '&' and Latin-1 letters reads as written, and every writing of the person in
+#   it keeps a part of the e-mail's local part as it is (in any case) and the digits of a number
+#   in order with only other characters between them. Any other text is picked.
+_PLAIN_TEXT = r"^[\x{0}-\x{25}\x{27}-\x{7f}\x{c0}-\x{d6}\x{d8}-\x{f6}\x{f8}-\x{ff}]*$"
+Column = pa.Array | pa.ChunkedArray
+
+
+def _as_text(column: Column) -> Column | None:
+    """The values as Arrow strings when they equal Python's ``str()`` of them; else None."""
+    t = column.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return column
+    if pa.types.is_integer(t) or pa.types.is_string_view(t) or (
+            pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))):
+        return pc.cast(column, pa.string())
+    return None
+
+
+def _literal(ch: str) -> str:
+    return ch if ch.isascii() and ch.isalnum() else f"\\x{{{ord(ch):x}}}"
+
+
+def _picked(column: Column, test: Callable[[Column], Column]) -> Column:
+    text = _as_text(column)
+    return pc.is_valid(column) if text is None else test(text)
+
+
+def _folded(column: Column, value: str) -> Column:
+    return _picked(column, lambda t: pc.or_kleene(pc.match_substring(t, value, ignore_case=True),
+                                                  pc.invert(pc.string_is_ascii(t))))
+
+
+def _digits_end(column: Column, digits: str) -> Column:
+    """Values whose last decimal digits are ``digits`` (every form of the person's ends so)."""
+    pattern = r"\P{Nd}*".join(_literal(ch) for ch in digits) + r"\P{Nd}*$"
+    return _picked(column, lambda t: pc.match_substring_regex(t, pattern))
+
+
+def _mentioned(column: Column, probe: Probe) -> Column | None:
+    """Free-text values that may hold a writing of the person (see above)."""
+    tests: list[Callable[[Column], Column]] = []
+    if probe.email:
+        part = max(probe.email.rpartition("@")[0].split("."), key=len)
+        tests.append(lambda t: pc.match_substring(t, part, ignore_case=True))
+    numbers = [n for n in (probe.phone_national, probe.personnummer and probe.personnummer[2:]) if n]
+    if numbers:
+        pattern = "|".join("[^0-9]*".join(_literal(ch) for ch in n) for n in numbers)
+        tests.append(lambda t: pc.match_substring_regex(t, pattern))
+    if not tests:
+        return None
+    return _picked(column, lambda t: functools.reduce(
+        pc.or_kleene, [f(t) for f in tests], pc.invert(pc.match_substring_regex(t, _PLAIN_TEXT))))
+
+
+def _candidates(data: pa.Table | pa.RecordBatch, source: Source, probe: Probe) -> Column | None:
+    """A filter of the rows that may hold the person (see above); None when nothing can."""
+    names = set(data.schema.names)
+    columns = source.subject.columns()
+    masks: list[Column | None] = []
+    for kind, name in columns.items():
+        if name not in names:
+            continue
+        if kind == "email" and probe.email:
+            masks.append(_folded(data.column(name), probe.email))
+        elif kind == "phone" and probe.phone_national:
+            masks.append(_digits_end(data.column(name), probe.phone_national))
+        elif kind == "personnummer" and probe.personnummer:
+            masks.append(_digits_end(data.column(name), probe.personnummer[2:]))
+        elif kind == "name" and probe.name and probe.company and columns.get("company") in names:
+            masks.append(pc.and_kleene(_folded(data.column(name), probe.name),
+                                       _folded(data.column(columns["company"]), probe.company)))
+    masks += [_mentioned(data.column(c), probe) for c in source.free_text_columns if c in names]
+    found = [m for m in masks if m is not None]
+    return functools.reduce(pc.or_kleene, found) if found else None
 
 
 def _add_paths(dt: DeltaTable) -> list[str]:
