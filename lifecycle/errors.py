@@ -110,5 +110,14 @@ class ObjectDeleteError(LifecycleError):
                          f"(errors: {', '.join(codes)}); they are kept and the batch stays unfinished")
 
 
+class AuditChainBrokenError(LifecycleError):
+    """The audit trail's hash chain is broken: an entry was changed, removed or reordered (or
+    the trail was written under another secret). ``first_broken`` is the entry's seq."""
+
+    def __init__(self, message: str, *, first_broken: int | None = None) -> None:
+        self.first_broken = first_broken
+        super().__init__(message)
+
+
 class SimulatedCrash(RuntimeError):
     """Raised by crash tests between writing an object and deleting its old versions."""

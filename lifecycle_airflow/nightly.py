@@ -5,6 +5,7 @@ XCom carries only source names, counts, durations and paths, never personal data
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -13,9 +14,10 @@ from typing import Any
 
 from lifecycle.enforcement import enforce_source
 from lifecycle.discovery import ensure_installation_key
-from lifecycle.errors import KeyMismatchError, ValidationFailedError
+from lifecycle.errors import AuditChainBrokenError, KeyMismatchError, ValidationFailedError
 from lifecycle.enforcement import build_plan, inherit_parent_clocks, reference_pairs, register_run, summarise_plan
-from lifecycle.reporting import build_report, summary_lines, write_report
+from lifecycle.reporting import append as audit_append, build_report, rotate_key as audit_rotate_key, summary_lines
+from lifecycle.reporting import verify as audit_verify, write_report
 from lifecycle.config import check_register, dependency_order, load_mechanisms
 from lifecycle.rights import open_requests
 from lifecycle.stores import check_foreign_keys
@@ -102,12 +104,18 @@ def validate(stage: str, context: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def plan(sources: list[str], context: dict[str, Any]) -> dict[str, Any]:
-    policy, catalog = runtime.load_config(runtime.settings())
+    s = runtime.settings()
+    policy, catalog = runtime.load_config(s)
     engine = runtime.tag_store_engine()
     started = time.monotonic()
     run_id, day = context["run_id"], runtime.logical_date(context)
     # Every scan passed the key check; the suppression list must be under the same secret too.
     ensure_installation_key(engine, runtime.hasher(), rotate=bool(context["params"].get("rotate_key")))
+    if context["params"].get("rotate_key"):  # the audit trail goes on under the new secret
+        audit_rotate_key(engine, runtime.hasher())
+    # The configuration this run plans under, in the audit trail: the files' content by hash.
+    audit_append(engine, runtime.hasher(), "config_fingerprint", run_id, config_fingerprint(s.policy_path, s.catalog_path)
+                 | {"logical_date": day.isoformat(), "dry_run": bool(context["params"].get("dry_run")), "sources": sources})
     existed = register_run(engine, run_id, day, bool(context["params"].get("dry_run")))
     marketing = tuple(n for n, a in policy.activities.items() if a.direct_marketing and a.role == "controller")
     # A delete the database would refuse or cascade into undescribed tables stops the night here.
@@ -121,6 +129,13 @@ def plan(sources: list[str], context: dict[str, Any]) -> dict[str, Any]:
                  p["records_to_restrict"] + p["violations_to_restrict"], 100 * p["destroy_share"],
                  " NEEDS CONFIRMATION" if p["needs_confirmation"] else "")
     return {"reused_existing_plan": existed, "seconds": round(time.monotonic() - started, 3)}
+
+
+def config_fingerprint(policy_path: Any, catalog_path: Any) -> dict[str, str]:
+    """SHA-256 of the policy and catalog files' content, and of the two together."""
+    policy, catalog = (hashlib.sha256(open(p, "rb").read()).hexdigest() for p in (policy_path, catalog_path))
+    return {"policy_sha256": policy, "catalog_sha256": catalog,
+            "fingerprint": hashlib.sha256(f"{policy}:{catalog}".encode()).hexdigest()}
 
 
 def dependency_groups(sources: list[str]) -> list[list[str]]:
@@ -195,6 +210,7 @@ def report(
         tag_counts=counts, expiring_30_days={k: int(v) for k, v in expiring.items()}, durations=durations,
         open_requests=open_requests(engine, day),
         sub_processors=[f.to_dict() for f in check_register(policy, load_mechanisms(s.mechanisms_path), day)],
+        audit=(audit := audit_verify(engine, runtime.hasher())).to_dict(),
     )
     paths = write_report(data, s.report_dir)
     for line in summary_lines(data, paths):
@@ -203,6 +219,9 @@ def report(
     if sink is not None:
         for uri in sink.upload([paths.json, paths.html], "reports"):
             log.info("report copied to %s", uri)
+    if not audit.intact:
+        log.error("%s", audit.message)
+        raise AuditChainBrokenError(f"{audit.message}; see {paths.html}", first_broken=audit.first_broken)
     if after is not None and not after["success"]:
         raise ValidationFailedError(f"post-enforcement validation failed; see {paths.html}")
     return str(paths.html)

@@ -24,6 +24,7 @@ from lifecycle.errors import PlanNeedsConfirmationError
 from lifecycle.discovery import SubjectHasher
 from lifecycle.enforcement.plan import SourcePlan
 from lifecycle.discovery import redact_text
+from lifecycle.reporting import append as audit_append, audit_key, environment_audit_key
 from lifecycle.tagstore import statement
 from lifecycle.stores import Changed, RecordChange, RecordStore, open_store
 from lifecycle.tagstore import PlanAction, journal, record_tag, subject_ref, suppression
@@ -247,6 +248,11 @@ def enforce_source(
             f"source {source.name!r}: the plan redacts mentions of erased people in free text, which needs "
             "the keyed-hash hasher and the logical year: pass hasher= and year= to enforce_source")
     store = open_store(source, source_engine, tag_engine, crash_after_write=crash_after_object_write)
+    # Every batch done is an entry of the audit trail, committed with the journal's 'done'.
+    audit = audit_key(hasher) if hasher is not None else environment_audit_key()
+    if audit is None:
+        log.warning("source %s: no keyed-hash secret (hasher= or LIFECYCLE_HASH_SECRET): its batches are not "
+                    "entered in the audit trail", source.name)
     counts = dict.fromkeys(store.count_names, 0)
     for i, batch in enumerate(batches):
         if batch.number in done:
@@ -274,6 +280,11 @@ def enforce_source(
                 .where(journal.c.run_id == run_id, journal.c.source == source.name, journal.c.batch_no == batch.number)
                 .values(state="done", rows_affected=affected, finished_at=datetime.now(timezone.utc))
             )
+            if audit is not None:
+                audit_append(conn, audit, "enforce_batch", source.name, {
+                    "run_id": run_id, "batch_no": batch.number, "action": batch.action, "scope": batch.scope,
+                    "category": batch.category, "keys": len(batch.keys), "keys_done": len(done_part.keys),
+                    "rows_affected": affected, "counts": dict(changed.counts)})
         stats.batches += 1
         stats.rows_affected += max(affected, 0)
         _count(stats, batch)

@@ -37,7 +37,9 @@ def build_report(
     durations: dict[str, float],
     open_requests: list[dict[str, Any]] | None = None,
     sub_processors: list[dict[str, Any]] | None = None,
+    audit: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``audit``: the audit trail's check (lifecycle.reporting.audit.AuditCheck.to_dict())."""
     scans_by_source = {s["source"]: s for s in scans}
     sources = []
     for e in sorted(enforcements, key=lambda e: e["source"]):
@@ -103,6 +105,8 @@ def build_report(
         "open_requests": [{**r, "received_on": str(r["received_on"]), "due_on": str(r["due_on"])}
                           for r in (open_requests or [])],
         "durations_seconds": durations,
+        # The audit trail's hash chain, checked: entries, head (compare with the next night's), intact, first broken.
+        "audit": {k: audit[k] for k in ("entries", "head", "intact", "first_broken", "message")} if audit else None,
     }
 
 
@@ -170,6 +174,10 @@ def summary_lines(report: dict[str, Any], paths: ReportPaths) -> list[str]:
         f"({_failures(before)}); after: "
         + ("not run (dry run)" if after is None else f"{'passed' if after['success'] else 'FAILED'} ({_failures(after)})")
     )
+    if report.get("audit"):
+        a = report["audit"]
+        lines.append(f"audit trail: {'intact' if a['intact'] else 'BROKEN at entry ' + str(a['first_broken'])}, "
+                     f"{a['entries']} entries, head {a['head'] or '-'}")
     for finding in report.get("sub_processors", []):
         if not finding["valid"]:
             lines.append(f"sub-processor finding: {finding['name']}: {finding['problem']}")

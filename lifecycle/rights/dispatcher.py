@@ -8,6 +8,7 @@ scan rebuilds an index while the request resolves, acts and verifies.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -28,6 +29,7 @@ from lifecycle.discovery import check_keys, ensure_installation_key
 from lifecycle.tagstore import source_guard
 from lifecycle.config import Policy
 from lifecycle.reporting import ReportPaths
+from lifecycle.reporting import append as audit_append
 from lifecycle.rights.requests import RequestType, SubjectIdentifiers, complete_request, register_request
 from lifecycle.rights.amend import plan_objection, plan_withdrawal, rectify
 from lifecycle.stores import open_stores
@@ -92,6 +94,7 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
         summary = {"activities": len(extract["groups"]), "records": sum(len(g["records"]) for g in extract["groups"]),
                    "mentions": sum(m["count"] for m in extract["mentions"])}
         complete_request(ws.tag_engine, request.reference, "completed", summary)
+        _audit(ws, request, "completed", None, summary)
         return RequestResult(request.reference, "access", False, None, summary, paths, protected=True)
     if request.request_type == "rectification":
         result = rectify(catalog=ws.catalog, policy=ws.policy, source_engines=ws.backends, tag_engine=ws.tag_engine,
@@ -99,6 +102,7 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
                          new_value=request.new_value or "", reference=request.reference, today=request.received_on,
                          dry_run=request.dry_run)
         complete_request(ws.tag_engine, request.reference, "dry_run" if request.dry_run else "completed", result.to_dict())
+        _audit(ws, request, "dry_run" if request.dry_run else "completed", None, {"per_source": result.per_source})
         return RequestResult(request.reference, "rectification", request.dry_run, None,
                              {"records": sum(result.per_source.values()), "per_source": result.per_source})
     scope = RequestScope(ws.catalog, ws.backends, ws.tag_engine, ws.hasher, request.identifiers, hashes)
@@ -130,6 +134,9 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
     status = "dry_run" if request.dry_run else ("completed" if verified else "failed")
     complete_request(ws.tag_engine, request.reference, status,
                      {k: certificate[k] for k in ("per_source", "forwarded", "remaining", "verified")})
+    _audit(ws, request, status, verified, {"per_source": outcome.per_source, "forwarded": outcome.forwarded,
+                                           "remaining": outcome.remaining, "held": len(outcome.held),
+                                           "certificate_sha256": _sha256(paths.json)})
     result = RequestResult(request.reference, request.request_type, request.dry_run, verified,
                            {"per_source": outcome.per_source, "remaining": outcome.remaining}, paths)
     if not request.dry_run and not verified:
@@ -138,6 +145,17 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
             f"{' (incomplete: ' + ', '.join(outcome.verification.get('incomplete', [])) + ')' if outcome.verification.get('incomplete') else ''}; "
             f"see {paths.html}", documents=paths)
     return result
+
+
+def _audit(ws: Workspace, request: SubjectRequest, status: str, verified: bool | None, counts: dict[str, Any]) -> None:
+    """The request's outcome in the audit trail: its reference, type and counts, never the person."""
+    audit_append(ws.tag_engine, ws.hasher, "request_outcome", request.reference,
+                 {"request_type": request.request_type, "dry_run": request.dry_run, "status": status,
+                  "verified": verified, **counts})
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _utc(moment: datetime) -> datetime:

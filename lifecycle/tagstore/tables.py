@@ -248,3 +248,18 @@ request_step = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
 )
+
+# The audit trail (lifecycle.reporting.audit): one row per destructive batch, request outcome,
+# approval or configuration fingerprint, each carrying the keyed hash of the one before it, so a
+# changed, removed or reordered entry breaks the chain. Keyed references and counts only.
+audit_log = Table(
+    "lc_audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3, ... without gaps
+    Column("at", DateTime(timezone=True), nullable=False),  # UTC
+    Column("kind", String(40), nullable=False),  # enforce_batch | request_outcome | config_fingerprint | approval
+    Column("subject", String(250), nullable=False),  # a source name, request reference or run id
+    Column("details", Text, nullable=False),  # canonical JSON: counts, fingerprints, keyed references
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+)
