@@ -243,3 +243,119 @@ def test_precision_and_recall_on_the_labelled_corpus() -> None:
     for kind, s in scores.items():
         assert s.true_positives > 100, kind
         assert s.precision >= 0.99 and s.recall >= 0.99, (kind, s)
+
+
+# -- writings beyond the canonical ones (Finding.writing) ------------------------------------------
+
+
+def written(text: str) -> list[tuple[str, str, str, str]]:
+    """(kind, normalised, the span of the original text, writing) per finding."""
+    return [(f.kind, f.normalised, text[f.start:f.end], f.writing) for f in find_identifiers(text)]
+
+
+PNR = ("personnummer", "198112189876")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "span", "writing"),
+    [
+        ("pnr 811218 9876 gäller", PNR, "811218 9876", "spaced"),
+        ("pnr 19811218 9876.", PNR, "19811218 9876", "spaced"),
+        ("pnr 811218 - 9876", PNR, "811218 - 9876", "spaced"),
+        ("pnr 81 12 18-9876", PNR, "81 12 18-9876", "spaced"),
+        ("pnr 81.12.18-9876", PNR, "81.12.18-9876", "spaced"),
+        ("född 1981.12.18-9876", PNR, "1981.12.18-9876", "spaced"),
+        ("pnr 811218-\n9876 ok", PNR, "811218-\n9876", "spaced"),
+        ("pnr 121212 +1212", ("personnummer", "191212121212"), "121212 +1212", "spaced"),
+        ("samordningsnummer 811278 9873", ("samordningsnummer", "198112789873"), "811278 9873", "spaced"),
+        ("ring 070.123.45.67", MOBILE[0], "070.123.45.67", "spaced"),
+        ("ring +46.70.123.45.67", MOBILE[0], "+46.70.123.45.67", "spaced"),
+        ("ring 070/123 45 67", MOBILE[0], "070/123 45 67", "spaced"),
+        ("växel 08/123 45 67", ("phone", "+4681234567"), "08/123 45 67", "spaced"),
+        ("ring 070 - 123 45 67", MOBILE[0], "070 - 123 45 67", "spaced"),
+        ("ring 46701234567", MOBILE[0], "46701234567", "spaced"),
+        ("växel 46 8 123 456 78", ("phone", "+46812345678"), "46 8 123 456 78", "spaced"),
+        ("ring 07 01 23 45 67", MOBILE[0], "07 01 23 45 67", "spaced"),
+        ("ring 070-123\n45 67 tack", MOBILE[0], "070-123\n45 67", "spaced"),
+        ("ring 070-\n123 45 67", MOBILE[0], "070-\n123 45 67", "spaced"),
+        ("växel 08.123.456.78", ("phone", "+46812345678"), "08.123.456.78", "spaced"),
+        ("mejla anna.berg(at)x.se", ("email", "anna.berg@x.se"), "anna.berg(at)x.se", "obfuscated"),
+        ("mejla anna.berg [at] x.se.", ("email", "anna.berg@x.se"), "anna.berg [at] x.se", "obfuscated"),
+        ("mejla anna.berg {AT} x.se", ("email", "anna.berg@x.se"), "anna.berg {AT} x.se", "obfuscated"),
+        ("mejla anna dot berg at x dot se", ("email", "anna.berg@x.se"), "anna dot berg at x dot se", "obfuscated"),
+        ("mejla anna.berg(at)x(dot)se", ("email", "anna.berg@x.se"), "anna.berg(at)x(dot)se", "obfuscated"),
+        ("mejla anna.berg snabel-a x.se", ("email", "anna.berg@x.se"), "anna.berg snabel-a x.se", "obfuscated"),
+        ("mejla anna.berg @ x.se", ("email", "anna.berg@x.se"), "anna.berg @ x.se", "obfuscated"),
+        ("mejla anna.berg&#64;x.se", ("email", "anna.berg@x.se"), "anna.berg&#64;x.se", "obfuscated"),
+        ("mejla anna.berg&commat;x.se", ("email", "anna.berg@x.se"), "anna.berg&commat;x.se", "obfuscated"),
+        ("mejla anna.berg@\nx.se", ("email", "anna.berg@x.se"), "anna.berg@\nx.se", "spaced"),
+        ("mejla anna.berg@exempel.\nse tack", ("email", "anna.berg@exempel.se"), "anna.berg@exempel.\nse", "spaced"),
+        ("mejla an\u200bna.berg@x.se", ("email", "anna.berg@x.se"), "an\u200bna.berg@x.se", "unicode"),
+        ("mejla anna.\u00adberg@x.se", ("email", "anna.berg@x.se"), "anna.\u00adberg@x.se", "unicode"),
+        ("mejla ａｎｎａ＠ｘ．ｓｅ", ("email", "anna@x.se"), "ａｎｎａ＠ｘ．ｓｅ", "unicode"),
+        ("mejla аnnа.bеrg@x.se", ("email", "anna.berg@x.se"), "аnnа.bеrg@x.se", "unicode"),  # Cyrillic а, е
+        ("mejla a\u0308sa@x.se", ("email", "äsa@x.se"), "a\u0308sa@x.se", "unicode"),  # a combining diaeresis
+        ("ring ０７０－１２３　４５　６７ nu", MOBILE[0], "０７０－１２３　４５　６７", "unicode"),
+        ("ring 070\u2011123\u202f45\u202f67", MOBILE[0], "070\u2011123\u202f45\u202f67", "unicode"),
+        ("pnr ８１１２１８－９８７６", PNR, "８１１２１８－９８７６", "unicode"),
+        ("pnr 811218\u200b-9876", PNR, "811218\u200b-9876", "unicode"),
+        ("ring 070&nbsp;123&nbsp;45&nbsp;67", MOBILE[0], "070&nbsp;123&nbsp;45&nbsp;67", "unicode"),
+    ],
+)
+def test_other_writings(text: str, expected: tuple[str, str], span: str, writing: str) -> None:
+    assert written(text) == [(*expected, span, writing)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # dates, times, versions, prices, order numbers, IBANs: with dots, slashes, blanks
+        "leverans 08.12.2024", "leverans 08/12/2024", "leverans 01.12.2024", "öppet 08.30-17.00",
+        "öppet 0830 - 1700", "öppet 08.00 - 17.00", "möte 10.30-11.30 och 08.15", "loggat 2024.11.25 14.30",
+        "version 0.12.345.67", "version 4.2.0.17.3", "pris 46 812 kr", "budget 46 123,00 SEK", "pris 12.500.000 kr",
+        "IBAN SE46 5000 0000 0583 9825 7466", "kort 4611 1111 1111 1111", "box 46 705 51 Göteborg",
+        "order 811218 9876", "ordernr 81 12 18-9876", "fakturanr 19811218 9876", "order 46701234567",
+        "ordernr 070.123.45.67", "ref 070/123 45 67",
+        "pnr 811218 9875",        # spaced, wrong check digit
+        "pnr 81 12 18 9876",      # a grouped date needs its dash
+        "orgnr 556898 9718",      # organisationsnummer keep their dash
+        "tel 46 12 34", "tid 07 05 55", "åren 1980 - 2000", "tel 08 - 17",
+        # e-mail look-alikes
+        "kaffe @ 25 kr", "möte @ kontoret", "jag är (at) work", "fråga [at] kundtjänst", "5 st (at) 20 kr",
+        "available at example.com", "vi ses at noon.", "tryck på snabel-a.", "snabel-a saknas",
+        # Unicode and entities that hide nothing
+        "&amp; &lt; &#8211; &nbsp;", "Bröderna Berg & Söner", "pris １２３ ４５６ kr", "Привет мир, как дела?",
+        "en\u200bkort\u00adtext", "ｈｅｊ ｐå dig",
+    ],
+)
+def test_other_writings_look_alikes_do_not_match(text: str) -> None:
+    assert found(text) == []
+
+
+def test_a_plain_reading_wins_over_a_joined_one() -> None:
+    # A sentence ends after the address, a line ends after the number: nothing is joined.
+    assert written("Mejla anna@exempel.se.\nTack") == [("email", "anna@exempel.se", "anna@exempel.se", "canonical")]
+    assert written("Ring 070-123 45 67\n2 st kvar") == [("phone", "+46701234567", "070-123 45 67", "canonical")]
+    assert written("Ring 08-12 34 56\n78 kr") == [("phone", "+468123456", "08-12 34 56", "canonical")]
+    assert written("pnr 811218-9876\n12 st") == [("personnummer", "198112189876", "811218-9876", "canonical")]
+    assert written("Ring 070-123 45 67. 2 st kvar") == [("phone", "+46701234567", "070-123 45 67", "canonical")]
+    assert written("Ring 070-123 45 67/08-123 456 78") == [
+        ("phone", "+46701234567", "070-123 45 67", "canonical"), ("phone", "+46812345678", "08-123 456 78", "canonical")]
+
+
+def test_redaction_cuts_the_original_characters() -> None:
+    text = "Hej, mejla an\u200bna@x.se eller ring ０７０－１２３ ４５ ６７ &amp; kom."
+    assert redact(text, find_identifiers(text)) == "Hej, mejla [raderad] eller ring [raderad] &amp; kom."
+    text = "Skriv till anna.berg [at] x.se eller 070.123.45.67."
+    assert redact(text, find_identifiers(text)) == "Skriv till [raderad] eller [raderad]."
+
+
+def test_readable_text_keeps_every_character_s_origin() -> None:
+    from lifecycle.discovery.detect import readable, unicode_view
+
+    text = "ａ\u200bｂ&#64;c\u00ad-d a\u0308"
+    view = unicode_view(text)
+    assert view is not None and view.text == readable(text) == "ab@c-d ä"
+    assert [text[slice(*view.span(i, i + 1))] for i in range(len(view.text))] == \
+        ["ａ", "ｂ", "&#64;", "c", "-", "d", " ", "a\u0308"]
+    assert unicode_view("Hej på dig – 070-123 45 67") is None  # nothing to read differently: no copy

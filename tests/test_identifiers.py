@@ -40,3 +40,23 @@ def test_keyed_hash_is_stable_normalised_and_keyed() -> None:
 def test_short_secret_refused() -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         SubjectHasher(b"short")
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "raw"),
+    [
+        ("email", "mejla anna.berg [at] exempel dot se", "anna.berg@exempel.se"),
+        ("email", "mejla ａｎｎａ．ｂｅｒｇ＠ｅｘｅｍｐｅｌ．ｓｅ", "Anna.Berg@Exempel.se"),
+        ("email", "mejla аnnа.bеrg@exempel.se", "anna.berg@exempel.se"),  # Cyrillic а, е
+        ("phone", "ring 07 01 23 45 67", "070-123 45 67"),
+        ("phone", "ring ０７０．１２３．４５．６７", "+46 70 123 45 67"),
+        ("personnummer", "pnr 81.12.18-\u200b9876", "19811218-9876"),
+    ],
+)
+def test_every_writing_gets_the_keyed_hash_of_the_canonical_one(kind: str, text: str, raw: str) -> None:
+    from lifecycle.discovery.detect import find_identifiers
+
+    hasher = SubjectHasher(b"k" * 32)
+    (finding,) = find_identifiers(text)
+    assert finding.writing != "canonical"
+    assert hasher.hash(kind, finding.normalised) == hasher.reference(kind, raw, 2026)

@@ -80,9 +80,25 @@ def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: l
     """What to do with each record that holds the person (from the index and the tags) and,
     given the stores, with each record that belongs to them through references; children
     before parents, so no foreign key breaks on the way."""
+    def tags_of(records: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+        """The tags of many records: one query per source and batch of keys, not one per record."""
+        keys: dict[str, set[str]] = defaultdict(set)
+        for source_name, key in records:
+            keys[source_name].add(key)
+        found: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        with tag_engine.connect() as conn:
+            for source_name, wanted in sorted(keys.items()):
+                ordered = sorted(wanted)
+                for i in range(0, len(ordered), 1000):
+                    for row in conn.execute(select(record_tag).where(
+                            record_tag.c.source == source_name, record_tag.c.record_key.in_(ordered[i:i + 1000]))).mappings():
+                        found[(source_name, row["record_key"])].append(row)
+        return found
+
     by_record: dict[tuple[str, str], list[Location]] = defaultdict(list)
     for loc in locate(tag_engine, hashes):
         by_record[(loc.source, loc.record_key)].append(loc)
+    tags = tags_of(r for r, locs in by_record.items() if r[0] in catalog.sources and not all(l.free_text for l in locs))
     actions: dict[tuple[str, str], RecordAction] = {}
     for (source_name, key), locs in sorted(by_record.items()):
         if source_name not in catalog.sources:
@@ -90,12 +106,15 @@ def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: l
         if all(loc.free_text for loc in locs):  # only mentioned in someone else's text
             actions[(source_name, key)] = RecordAction(source_name, key, "redact", tuple(sorted({l.field for l in locs})))
         else:
-            actions[(source_name, key)] = _own_action(catalog, policy, tag_engine, source_name, key, today)
+            actions[(source_name, key)] = _own_action(catalog, policy, tag_engine, source_name, key, today,
+                                                      tags=tags.get((source_name, key), []))
     if stores:
         reached = reach(catalog, stores, own_records(actions.values()))
+        tags = tags_of((r.source, r.record_key) for r in reached)
         for r in reached:  # parents before children: a child without a clock follows its parent's hold
             actions[(r.source, r.record_key)] = _own_action(catalog, policy, tag_engine, r.source, r.record_key, today,
-                                                            parent=actions.get((r.parent_source, r.parent_key)))
+                                                            parent=actions.get((r.parent_source, r.parent_key)),
+                                                            tags=tags.get((r.source, r.record_key), []))
         _keep_parents_of_kept(catalog, actions, reached)
         check_foreign_keys(catalog, stores, sorted({a.source for a in actions.values() if a.action == "erase"}))
     return children_first(catalog, list(actions.values()))
@@ -111,14 +130,16 @@ def own_records(actions: Iterable[RecordAction]) -> dict[str, set[str]]:
 
 
 def _own_action(catalog: Catalog, policy: Policy, tag_engine: Engine, source_name: str, key: str,
-                today: date, parent: RecordAction | None = None) -> RecordAction:
+                today: date, parent: RecordAction | None = None, tags: list[Any] | None = None) -> RecordAction:
     """A record of the person's: forwarded (processor role), held for a running legal
     obligation (its own, or its parent's when it has no clock of its own), or treated as the
-    catalog says for the source (erased or anonymised)."""
+    catalog says for the source (erased or anonymised). ``tags``: the record's tags, when the
+    caller read them already (plan_erasure reads a request's in one query per source)."""
     source = catalog.source(source_name)
-    with tag_engine.connect() as conn:
-        tags = conn.execute(select(record_tag).where(
-            record_tag.c.source == source_name, record_tag.c.record_key == key)).mappings().all()
+    if tags is None:
+        with tag_engine.connect() as conn:
+            tags = list(conn.execute(select(record_tag).where(
+                record_tag.c.source == source_name, record_tag.c.record_key == key)).mappings().all())
     if policy.activities[source.activity].role == "processor":
         return RecordAction(source_name, key, "forward", controller=tags[0]["controller"] if tags else "unknown")
     legal = [t for t in tags if t["lawful_basis"] == "legal_obligation" and t["deadline"] and t["deadline"] >= today]
@@ -155,8 +176,10 @@ def children_first(catalog: Catalog, actions: list[RecordAction]) -> list[Record
 
 def _redactor(fields: tuple[str, ...], hashes: set[str], hasher: SubjectHasher, ids: SubjectIdentifiers,
               year: int) -> RecordChange:
+    patterns = Probe.of(ids, year).text_patterns()  # the identifiers themselves, in any writing
+
     def change(record: dict[str, Any]) -> dict[str, Any]:
-        return {**record, **{f: redact_text(str(record[f]), hashes, hasher, year, ids.name)
+        return {**record, **{f: redact_text(str(record[f]), hashes, hasher, year, ids.name, patterns)
                              for f in fields if record.get(f)}}
     return change
 

@@ -22,12 +22,25 @@ from typing import Any, Literal
 
 
 from lifecycle.config import Source
-from lifecycle.discovery import normalise_email, normalise_personnummer, normalise_phone
+from lifecycle.discovery import (
+    INVISIBLE,
+    LOOK_ALIKES,
+    normalise_email,
+    normalise_personnummer,
+    normalise_phone,
+    person_in_text,
+    person_patterns,
+)
 from lifecycle.rights.requests import SubjectIdentifiers
 
 CheckStatus = Literal["passed", "failed", "incomplete"]
 SEARCH_WORKERS = 4
-_SEP = r"[\s\-./()\u00a0\u2013]{0,3}"
+# Characters a person does not see or reads as others (lifecycle.discovery.detect) that the
+# SQL form of a number without separators (include/sql/<dialect>/digits.sql) keeps: a row
+# holding one is handed to Python by the SQL pre-filter whatever else it holds.
+_DISGUISES = (*sorted(INVISIBLE), *(chr(c) for c in range(0x2000, 0x200B)), "\u2012", "\u2024", "\u205f",
+              "\u3000", "\ufe63", "&#")
+_FULL_WIDTH_DIGITS = tuple(chr(0xFF10 + d) for d in range(10))
 
 
 @dataclass(frozen=True)
@@ -62,28 +75,37 @@ class Probe:
         return [p, p[2:]] if p else []
 
     def text_patterns(self) -> dict[str, re.Pattern[str]]:
-        """Separator-tolerant expressions, one per kind, never matching inside a longer number
-        or address."""
-        patterns: dict[str, re.Pattern[str]] = {}
-        if self.email:
-            patterns["email"] = re.compile(
-                r"(?<![A-Za-z0-9._%+\-])" + re.escape(self.email) + r"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])", re.IGNORECASE)
-        if self.phone_national:
-            prefix = r"(?:(?:\+|00)?\s*46\s*(?:\(0\))?[\s\-./]*|0\s*)"
-            patterns["phone"] = re.compile(r"(?<![\d+])" + prefix + _spaced(self.phone_national) + r"(?!\s?\d)")
-        if self.personnummer:
-            p = self.personnummer
-            century = _spaced(p[:2])
-            patterns["personnummer"] = re.compile(
-                r"(?<!\d)(?:" + century + _SEP + r")?" + _spaced(p[2:8]) + r"[\s\-+./\u2013]{0,3}" + _spaced(p[8:]) + r"(?!\d)")
-        return patterns
+        """One expression per kind, matching every writing of the identifier (any separators
+        between digits, the e-mail's parts with any obfuscation of '@' and '.'), never inside a
+        longer number or address; searched in the text as a person reads it (found_in_text)."""
+        return person_patterns(self.email, self.phone_national, self.personnummer)
 
     def found_in_text(self, text: str) -> list[str]:
-        return [kind for kind, pattern in self.text_patterns().items() if pattern.search(text)]
+        return person_in_text(text, self.text_patterns())
+
+    def text_like_terms(self) -> list[str]:
+        """LIKE terms on a free-text column (lower-cased) of which every writing of the e-mail
+        satisfies at least one: a part of its local part (obfuscations leave those whole), the
+        full-width form of one, a look-alike letter, '＠'; and, with a number, full-width digits;
+        and characters that disguise any identifier. The digits of a number with any common
+        separators are matched apart (digits.sql). Python confirms each row (found_in_text)."""
+        terms: set[str] = set()
+        if self.email:
+            local = self.email.rpartition("@")[0]
+            parts = [p for p in local.split(".") if len(p) >= 3] or [max(local.split("."), key=len) or local]
+            terms |= {f"%{p}%" for p in parts}
+            terms |= {f"%{_full_width(p)}%" for p in parts} | {f"%{_full_width(p.upper())}%" for p in parts}
+            terms |= {f"%{ch}%" for letter in set(local) for ch in LOOK_ALIKES.get(letter, "")}
+            terms |= {"%\uff20%", "%\ufe6b%", "%&commat;%"}
+        if self.phone_national or self.personnummer:
+            terms |= {f"%{d}%" for d in _FULL_WIDTH_DIGITS}
+        if terms:
+            terms |= {f"%{ch}%" for ch in _DISGUISES}
+        return sorted(terms | {t.lower() for t in terms})  # whether the database lower-cases them or not
 
 
-def _spaced(digits: str) -> str:
-    return _SEP.join(digits)
+def _full_width(text: str) -> str:
+    return "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in text)
 
 
 @dataclass
