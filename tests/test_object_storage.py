@@ -301,11 +301,13 @@ def test_a_person_in_several_objects_is_extracted_then_erased_everywhere_and_ver
     ids = SubjectIdentifiers.parse({"email": "anna.berg@example.se"}, 2026)
     hashes = ids.hashes(hasher, 2026)
     backends = {"lifecycle_s3": object_store}
-    extract = build_extract("DSR-9", catalog=catalog, policy=POLICY, source_engines=backends, tag_engine=tags, hashes=hashes)
+    extract = build_extract("DSR-9", catalog=catalog, policy=POLICY, source_engines=backends, tag_engine=tags, hashes=hashes,
+                            hasher=hasher, year=2026)
     fields = [c["fields"] for g in extract["groups"] for r in g["records"] for c in r["categories"]]
     assert sum(1 for f in fields if f.get("email") == "Anna.Berg@example.se") == 2
     assert sum(1 for f in fields if f.get("sender_email") == "anna.berg@example.se") == 1
-    assert extract["mentions"] == [{"activity": "email", "category": "case_details", "count": 1}]
+    assert extract["mentions"] == [{"activity": "email", "category": "case_details", "count": 1,
+                                    "excerpts": ["Prata med anna.berg@example.se om offerten."]}]
 
     actions = plan_erasure(catalog, POLICY, tags, hashes, TODAY)
     scope = RequestScope(catalog, backends, tags, hasher, ids, hashes)
