@@ -8,11 +8,11 @@ in the catalog:
    role, retention clock and deadline of every record, and the keyed hashes of every identifier
    in it (free text included), into the tag store; incremental where the catalog gives a
    change signal, in full when the catalog, policy or detectors changed or on request;
-2. **validate** the tag store with Great Expectations: every record has an allowed lawful
-   basis, no record is past its deadline;
-3. **plan** what to erase, anonymise or restrict, stored before anything is touched (records
-   without a clock of their own first take their parent's deadline; a parent whose child record
-   stays is anonymised and kept rather than erased);
+2. **validate** the tag store with Great Expectations (after records without a clock of their
+   own took their parent's deadline): every record has an allowed lawful basis, no record is past
+   its deadline;
+3. **plan** what to erase, anonymise or restrict, stored before anything is touched (a parent
+   whose child record stays is anonymised and kept rather than erased);
 4. **enforce** the plan in journaled batches (safe to re-run after a crash), one mapped task per
    group of sources that reference each other, children before parents, so no foreign key
    breaks; unrelated sources run side by side;

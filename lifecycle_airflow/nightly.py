@@ -86,6 +86,8 @@ def validate(stage: str, context: dict[str, Any]) -> dict[str, Any] | None:
     # problems are that source's run's business. Names were checked by the first task.
     sources = [catalog.source(name).name for name in context["params"].get("sources") or []] or None
     started = time.monotonic()
+    if stage == "before":  # every scan is done: records without a clock of their own take their parent's
+        inherit_parent_clocks(runtime.tag_store_engine(), catalog, sources or list(catalog.sources))
     result = validate_tag_store(
         runtime.tag_store_engine(),
         stage=stage,
@@ -120,7 +122,6 @@ def plan(sources: list[str], context: dict[str, Any]) -> dict[str, Any]:
     marketing = tuple(n for n, a in policy.activities.items() if a.direct_marketing and a.role == "controller")
     # A delete the database would refuse or cascade into undescribed tables stops the night here.
     check_foreign_keys(catalog, {n: runtime.store(catalog.source(n), engine) for n in sources}, sources)
-    inherit_parent_clocks(engine, catalog, sources)
     build_plan(engine, [catalog.source(n) for n in sources], run_id, day, marketing, reference_pairs(catalog, sources))
     summaries = {n: summarise_plan(engine, catalog.source(n), run_id).to_dict() for n in sources}
     for name, p in summaries.items():

@@ -662,7 +662,7 @@ def count_into(stats: ScanStats, records: int, tags: list[dict[str, Any]],
     free = set(source.free_text_columns)
     stats.free_text_refs += sum(1 for r in refs if r["field"] in free)
     for t in tags:
-        if t["status"] == "violation":
+        if t["status"] == "violation" and t["violation"] != "awaiting_parent":  # settled after the scans
             stats.violations += 1
         label = f"{t['category']}:{t['lawful_basis'] or '(none)'}"
         stats.by_category_basis[label] = stats.by_category_basis.get(label, 0) + 1
