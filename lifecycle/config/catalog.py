@@ -457,12 +457,12 @@ def dependency_order(catalog: Catalog, names: list[str] | None = None) -> list[l
     for source in catalog.sources.values():
         for parent in source.subject.via.values():
             group_of[root(source.name)] = root(parent)
+    children = children_of(catalog)
     depth: dict[str, int] = {}
 
     def height(n: str) -> int:  # longest path to a leaf child: children come first
         if n not in depth:
-            kids = children_of(catalog).get(n, [])
-            depth[n] = 1 + max((height(c) for c, _ in kids), default=-1)
+            depth[n] = 1 + max((height(c) for c, _ in children.get(n, [])), default=-1)
         return depth[n]
 
     groups: dict[str, list[str]] = {}

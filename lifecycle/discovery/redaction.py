@@ -79,9 +79,12 @@ def person_in_text(text: str, patterns: dict[str, re.Pattern[str]]) -> list[str]
     return [kind for kind, pattern in patterns.items() if pattern.search(target)]
 
 
-def mentions(text: str, hashes: set[str], hasher: SubjectHasher, year: int) -> list[Finding]:
-    """The identifiers in ``text`` whose keyed hash is one of ``hashes``."""
-    return [x for x in find_identifiers(text, reference_year=year)
+def mentions(text: str, hashes: set[str], hasher: SubjectHasher, year: int,
+             findings: list[Finding] | None = None) -> list[Finding]:
+    """The identifiers in ``text`` whose keyed hash is one of ``hashes`` (of ``findings``, when
+    the caller has already run the detectors on ``text``)."""
+    found = find_identifiers(text, reference_year=year) if findings is None else findings
+    return [x for x in found
             if FREE_TEXT_KINDS.get(x.kind) and hasher.hash(FREE_TEXT_KINDS[x.kind], x.normalised) in hashes]
 
 

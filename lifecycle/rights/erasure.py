@@ -106,15 +106,15 @@ def plan_erasure(catalog: Catalog, policy: Policy, tag_engine: Engine, hashes: l
         if all(loc.free_text for loc in locs):  # only mentioned in someone else's text
             actions[(source_name, key)] = RecordAction(source_name, key, "redact", tuple(sorted({l.field for l in locs})))
         else:
-            actions[(source_name, key)] = _own_action(catalog, policy, tag_engine, source_name, key, today,
-                                                      tags=tags.get((source_name, key), []))
+            actions[(source_name, key)] = _own_action(catalog, policy, source_name, key, today,
+                                                      tags.get((source_name, key), []))
     if stores:
         reached = reach(catalog, stores, own_records(actions.values()))
         tags = tags_of((r.source, r.record_key) for r in reached)
         for r in reached:  # parents before children: a child without a clock follows its parent's hold
-            actions[(r.source, r.record_key)] = _own_action(catalog, policy, tag_engine, r.source, r.record_key, today,
-                                                            parent=actions.get((r.parent_source, r.parent_key)),
-                                                            tags=tags.get((r.source, r.record_key), []))
+            actions[(r.source, r.record_key)] = _own_action(catalog, policy, r.source, r.record_key, today,
+                                                            tags.get((r.source, r.record_key), []),
+                                                            parent=actions.get((r.parent_source, r.parent_key)))
         _keep_parents_of_kept(catalog, actions, reached)
         check_foreign_keys(catalog, stores, sorted({a.source for a in actions.values() if a.action == "erase"}))
     return children_first(catalog, list(actions.values()))
@@ -129,17 +129,12 @@ def own_records(actions: Iterable[RecordAction]) -> dict[str, set[str]]:
     return roots
 
 
-def _own_action(catalog: Catalog, policy: Policy, tag_engine: Engine, source_name: str, key: str,
-                today: date, parent: RecordAction | None = None, tags: list[Any] | None = None) -> RecordAction:
-    """A record of the person's: forwarded (processor role), held for a running legal
-    obligation (its own, or its parent's when it has no clock of its own), or treated as the
-    catalog says for the source (erased or anonymised). ``tags``: the record's tags, when the
-    caller read them already (plan_erasure reads a request's in one query per source)."""
+def _own_action(catalog: Catalog, policy: Policy, source_name: str, key: str, today: date, tags: list[Any],
+                parent: RecordAction | None = None) -> RecordAction:
+    """A record of the person's (``tags``: its tags): forwarded (processor role), held for a
+    running legal obligation (its own, or its parent's when it has no clock of its own), or
+    treated as the catalog says for the source (erased or anonymised)."""
     source = catalog.source(source_name)
-    if tags is None:
-        with tag_engine.connect() as conn:
-            tags = list(conn.execute(select(record_tag).where(
-                record_tag.c.source == source_name, record_tag.c.record_key == key)).mappings().all())
     if policy.activities[source.activity].role == "processor":
         return RecordAction(source_name, key, "forward", controller=tags[0]["controller"] if tags else "unknown")
     legal = [t for t in tags if t["lawful_basis"] == "legal_obligation" and t["deadline"] and t["deadline"] >= today]

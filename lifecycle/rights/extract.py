@@ -111,9 +111,10 @@ def _mention_excerpts(catalog: Catalog, stores: dict[str, Any], mentioned: dict[
 def excerpts_of(text: str, hashes: set[str], hasher: SubjectHasher, year: int, context: int = EXCERPT_CONTEXT) -> list[str]:
     """The text around each identifier of ``hashes`` in ``text``; every other identifier the
     detectors find in an excerpt is replaced by the redaction mark."""
-    theirs = mentions(text, hashes, hasher, year)
+    found = find_identifiers(text, reference_year=year)  # once: theirs and everyone else's
+    theirs = mentions(text, hashes, hasher, year, found)
     spans = {(f.start, f.end) for f in theirs}
-    others = [f for f in find_identifiers(text, reference_year=year) if (f.start, f.end) not in spans]
+    others = [f for f in found if (f.start, f.end) not in spans]
     result = []
     for f in theirs:
         start, end = max(0, f.start - context), min(len(text), f.end + context)
