@@ -17,7 +17,17 @@ in the catalog:
    group of sources that reference each other, children before parents, so no foreign key
    breaks; unrelated sources run side by side;
 5. **validate again**: must pass;
-6. **report** as JSON and HTML (counts only, no personal data).
+6. **report** as JSON and HTML (counts only, no personal data);
+7. **records of processing**: the GDPR art. 30 record (as controller and, per customer, as
+   processor) as JSON, HTML and CSV for the run's month, with the changes since the previous
+   month's; beside the report, so it is written even on a night that is not compliant.
+
+Beside the scans, **aggregate analytics**: the analytics sources (website visits, used on an
+aggregated level only) are counted per company and complete week not yet counted, groups of fewer
+than k visitors merged into "other" or left out, into the tag store (Asset
+`lifecycle://analytics/visits`); the plan waits for it, so no visit is anonymised before it is
+counted. **validate analytics** (Great Expectations: no published group under k) fails the run
+without holding back enforcement.
 
 Deadlines are computed against the run's logical date, so re-running a night decides the same.
 Trigger with `dry_run` to see the plan without changing any source.
@@ -26,12 +36,14 @@ Trigger with `dry_run` to see the plan without changing any source.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from lifecycle_airflow import nightly
+from lifecycle_airflow.approvals import LifecycleApproval, nightly_requests
 
 NIGHTLY_REPORT = Asset("lifecycle://reports/nightly")
+VISIT_AGGREGATES = Asset("lifecycle://analytics/visits")
 
 
 @dag(
@@ -75,6 +87,14 @@ def lifecycle_nightly():
     def scan_and_tag(source: str) -> dict:
         return nightly.scan(source, get_current_context())
 
+    @task(outlets=[VISIT_AGGREGATES])
+    def aggregate_analytics(sources: list[str]) -> list[dict]:
+        return nightly.aggregate_analytics(sources, get_current_context())
+
+    @task
+    def validate_analytics(_aggregated: list[dict]) -> dict:
+        return nightly.validate_analytics(get_current_context())
+
     @task
     def validate_before(scans: list[dict]) -> dict:
         return nightly.validate("before", get_current_context())
@@ -87,9 +107,17 @@ def lifecycle_nightly():
     def dependency_groups(sources: list[str]) -> list[list[str]]:
         return nightly.dependency_groups(sources)
 
+    @task
+    def approvals_needed(groups: list[list[str]], _planned: dict, before: dict) -> list[dict]:
+        return nightly_requests(groups, before, get_current_context())
+
     @task(max_active_tis_per_dagrun=2)
-    def enforce(group: list[str]) -> list[dict]:
-        return nightly.enforce_group(group, get_current_context())
+    def enforce(request: dict, _approval: dict) -> list[dict]:
+        return nightly.enforce_group(request["items"], get_current_context())
+
+    @task_group
+    def enforcement(request: dict):  # per group: a person approves a large plan first, the others go on
+        return enforce(request, LifecycleApproval(task_id="approve_large_plan", request=request).output)
 
     @task
     def validate_after(_enforced: list[list[dict]]) -> dict | None:
@@ -99,14 +127,21 @@ def lifecycle_nightly():
     def report(scans: list[dict], before: dict, planned: dict, enforced: list[list[dict]], after: dict | None) -> str:
         return nightly.report(scans, before, planned, enforced, after, get_current_context())
 
+    @task
+    def records_of_processing(_after: dict | None) -> str | None:
+        return nightly.records_of_processing(get_current_context())
+
     sources = load_catalog()
     scans = scan_and_tag.expand(source=sources)
     before = validate_before(scans)
     planned = plan(sources, before)
-    enforced = enforce.expand(group=dependency_groups(sources))
-    planned >> enforced
+    aggregated = aggregate_analytics(sources)
+    aggregated >> planned  # raw visits are counted before anything may anonymise them
+    validate_analytics(aggregated)
+    enforced = enforcement.expand(request=approvals_needed(dependency_groups(sources), planned, before))
     after = validate_after(enforced)
     report(scans, before, planned, enforced, after)
+    records_of_processing(after)
 
 
 lifecycle_nightly()

@@ -21,6 +21,11 @@ identifiers.
 - Rectification replaces the current e-mail or phone with the correct one wherever it sits.
 - The access extract holds the person's data and is written only to the protected location
   (`lifecycle_extract_dir`).
+- **Four eyes** (Variable `lifecycle_four_eyes`, default: erasure): what the request would do
+  (counts per source and action, records held and why, customers it is forwarded to) waits for
+  a second person to approve in the Airflow UI (Required actions) before anything changes; the
+  one who triggered the run cannot approve it, and the certificate names the approver. Reject,
+  or no answer within `lifecycle_approval_timeout_hours` (default 12), changes nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from lifecycle_airflow import subject_request
+from lifecycle_airflow.approvals import LifecycleApproval
 
 # No control characters and none of ; = < > * " ` \ in a name or company (the simple part of the
 # rules in lifecycle/rights/requests.py).
@@ -43,10 +49,12 @@ _FREE_TEXT = r'^[^;=<>*"`\\\x00-\x1f\x7f]*$'
     tags=["gdpr", "lifecycle", "data-subject-request"],
     params={
         "request_type": Param("erasure", type="string",
-                              enum=["erasure", "access", "rectification", "consent_withdrawal", "objection"],
+                              enum=["erasure", "access", "rectification", "consent_withdrawal", "objection",
+                                    "name_review"],
                               title="Request type",
                               description="Erasure (Art. 17), access extract (Art. 15), rectification (Art. 16), "
-                                          "withdrawal of consent (Art. 7.3), objection to direct marketing (Art. 21).",
+                                          "withdrawal of consent (Art. 7.3), objection to direct marketing (Art. 21); "
+                                          "name review: decide on the name mentions an erasure listed.",
                               section="Request"),
         "reference": Param("", type="string", minLength=1, maxLength=100,
                            pattern="^(?!.*--)[A-Za-z0-9][A-Za-z0-9._/-]*$",
@@ -72,6 +80,14 @@ _FREE_TEXT = r'^[^;=<>*"`\\\x00-\x1f\x7f]*$'
                                title="Field to correct", description="Rectification only.", section="Rectification"),
         "new_value": Param(None, type=["null", "string"], maxLength=254, title="Correct value",
                            description="Rectification only: the new e-mail or phone.", section="Rectification"),
+        "review_decision": Param(None, type=["null", "string"], enum=[None, "redact", "keep"], title="Decision",
+                                 description="Name review only: redact the name in the listed messages, or keep it "
+                                             "(another person of that name). Type the reviewed name under Name.",
+                                 section="Name review"),
+        "review_items": Param([], type="array", items={"type": "integer", "minimum": 1}, maxItems=1000,
+                              title="Items", description="Name review only: item numbers from the erasure's review "
+                                                         "list (empty: every pending item of that name).",
+                              section="Name review"),
         "dry_run": Param(True, type="boolean", title="Dry run",
                          description="Show what would be erased without changing anything.", section="Safety"),
     },
@@ -82,10 +98,15 @@ def lifecycle_subject_request():
         return subject_request.validate(get_current_context())
 
     @task
-    def fulfil_request(_valid: dict) -> dict:
+    def four_eyes_plan(_valid: dict) -> dict:
+        return subject_request.four_eyes(get_current_context())
+
+    @task
+    def fulfil_request(_valid: dict, _approval: dict) -> dict:
         return subject_request.fulfil(get_current_context())
 
-    fulfil_request(validate_request())
+    valid = validate_request()
+    fulfil_request(valid, LifecycleApproval(task_id="four_eyes", request=four_eyes_plan(valid)).output)
 
 
 lifecycle_subject_request()

@@ -9,15 +9,20 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
+
+from sqlalchemy import Engine
 
 from lifecycle.enforcement import enforce_source
 from lifecycle.discovery import ensure_installation_key
-from lifecycle.errors import AuditChainBrokenError, KeyMismatchError, ValidationFailedError
+from lifecycle.errors import AuditChainBrokenError, KeyMismatchError, SinkError, ValidationFailedError
 from lifecycle.enforcement import build_plan, inherit_parent_clocks, reference_pairs, register_run, summarise_plan
+from lifecycle.enforcement import decisions as approval_decisions, withheld_stats
 from lifecycle.reporting import append as audit_append, build_report, rotate_key as audit_rotate_key, summary_lines
 from lifecycle.reporting import verify as audit_verify, write_report
+from lifecycle.reporting import ArtifactSink, export_audit_trail
+from lifecycle.reporting import publish_processing_record
 from lifecycle.config import check_register, dependency_order, load_mechanisms
 from lifecycle.rights import open_requests
 from lifecycle.stores import check_foreign_keys
@@ -85,6 +90,16 @@ def validate(stage: str, context: dict[str, Any]) -> dict[str, Any] | None:
     # A run limited to some sources validates those sources only: another source's untouched
     # problems are that source's run's business. Names were checked by the first task.
     sources = [catalog.source(name).name for name in context["params"].get("sources") or []] or None
+    # A source whose large plan a person rejected (or let time out) was not enforced: checking it
+    # "after enforcement" would fail the night for a decision; the report says it is withheld instead.
+    withheld = {item for item, r in approval_decisions(runtime.tag_store_engine(), "nightly", context["run_id"]).items()
+                if not r.goes_ahead} if stage == "after" else set()
+    if withheld:
+        sources = [n for n in sources or list(catalog.sources) if n not in withheld]
+        log.warning("validation after: %s left out, not enforced by decision", ", ".join(sorted(withheld)))
+        if not sources:
+            return {"stage": stage, "success": True, "evaluated_records": 0, "sources": [], "outcomes": [],
+                    "scope": "no source (every one withheld by decision)", "seconds": 0.0}
     started = time.monotonic()
     if stage == "before":  # every scan is done: records without a clock of their own take their parent's
         inherit_parent_clocks(runtime.tag_store_engine(), catalog, sources or list(catalog.sources))
@@ -132,6 +147,21 @@ def plan(sources: list[str], context: dict[str, Any]) -> dict[str, Any]:
     return {"reused_existing_plan": existed, "seconds": round(time.monotonic() - started, 3)}
 
 
+def audit_export(engine: Engine, sink: ArtifactSink | None, day: date) -> tuple[dict[str, Any], Exception | None]:
+    """Copy the audit trail to the artifact bucket; a failure is reported, then raised once the
+    local report is written (the report is the record of the night, the copy a witness to it)."""
+    if sink is None:
+        return {"status": "not_exported", "locked": False,
+                "message": "audit trail not exported: no artifact bucket configured (lifecycle_artifact_url)"}, None
+    try:
+        exported = export_audit_trail(engine, sink, day, runtime.audit_lock_days())
+    except Exception as exc:  # noqa: BLE001 - raised again after the report is written
+        return {"status": "failed", "locked": False,
+                "message": f"audit trail export to s3://{sink.bucket} failed: {type(exc).__name__}: {exc}"}, exc
+    log.info("%s", exported.message)
+    return exported.to_dict(), None
+
+
 def config_fingerprint(policy_path: Any, catalog_path: Any) -> dict[str, str]:
     """SHA-256 of the policy and catalog files' content, and of the two together."""
     policy, catalog = (hashlib.sha256(open(p, "rb").read()).hexdigest() for p in (policy_path, catalog_path))
@@ -156,14 +186,21 @@ def enforce(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
     engine = runtime.tag_store_engine()
     run_id = context["run_id"]
     params = context["params"]
+    plan = summarise_plan(engine, source, run_id)
+    # A large plan that waited for a person (lifecycle_airflow.approvals): only an approval lets it go ahead.
+    approval = approval_decisions(engine, "nightly", run_id).get(source.name)
+    if approval is not None and not approval.goes_ahead and not params.get("dry_run"):
+        log.warning("%s not enforced: its large plan was %s%s; nothing of it changed", source.name,
+                    approval.decision.replace("_", " "), f" by user {approval.decided_by}" if approval.decided_by else "")
+        return withheld_stats(source.name, plan.to_dict(), approval)
     stats = enforce_source(
         source,
-        summarise_plan(engine, source, run_id),
+        plan,
         source_engine=runtime.store(source, engine),
         tag_engine=engine,
         run_id=run_id,
         dry_run=bool(params.get("dry_run")),
-        confirmed=bool(params.get("confirm_large_plan")),
+        confirmed=bool(params.get("confirm_large_plan")) or (approval is not None and approval.goes_ahead),
         progress=progress_logger(f"enforce {source.name}"),
         hasher=runtime.hasher(),
         year=runtime.logical_date(context).year,
@@ -177,7 +214,10 @@ def enforce(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
         log.info("objects of %s: %d rewritten, %d deleted, %d versions and %d delete markers removed, %d retries",
                  source.name, stats.objects["objects_rewritten"], stats.objects["objects_deleted"],
                  stats.objects["versions_removed"], stats.objects["delete_markers_removed"], stats.objects["delete_retries"])
-    return stats.to_dict()
+    out = stats.to_dict()
+    if approval is not None:  # the report names who approved the large plan
+        out["approval"] = approval.summary()
+    return out
 
 
 def report(
@@ -205,24 +245,88 @@ def report(
         "enforce": round(sum(x["seconds"] for x in enforcements), 3),
         "validate_after": after["seconds"] if after else 0.0,
     }
+    sink = runtime.artifact_sink()
+    # The chain's nightly copy (write-once where the bucket has Object Lock), named in the report.
+    exported, export_error = audit_export(engine, sink, day)
     data = build_report(
         run_id=context["run_id"], logical_date=day, dry_run=bool(context["params"].get("dry_run")), policy=policy,
         scans=scans, validation_before=before, enforcements=enforcements, validation_after=after,
         tag_counts=counts, expiring_30_days={k: int(v) for k, v in expiring.items()}, durations=durations,
         open_requests=open_requests(engine, day),
         sub_processors=[f.to_dict() for f in check_register(policy, load_mechanisms(s.mechanisms_path), day)],
-        audit=(audit := audit_verify(engine, runtime.hasher())).to_dict(),
+        audit={**(audit := audit_verify(engine, runtime.hasher())).to_dict(), "export": exported},
     )
     paths = write_report(data, s.report_dir)
     for line in summary_lines(data, paths):
         log.info("%s", line)
-    sink = runtime.artifact_sink()
     if sink is not None:
         for uri in sink.upload([paths.json, paths.html], "reports"):
             log.info("report copied to %s", uri)
+    if export_error is not None:
+        raise SinkError(f"{exported['message']}; see {paths.html}") from export_error
     if not audit.intact:
         log.error("%s", audit.message)
         raise AuditChainBrokenError(f"{audit.message}; see {paths.html}", first_broken=audit.first_broken)
     if after is not None and not after["success"]:
         raise ValidationFailedError(f"post-enforcement validation failed; see {paths.html}")
     return str(paths.html)
+
+
+def records_of_processing(context: dict[str, Any]) -> str | None:
+    """The record of processing activities (art. 30) for the run's month, against the previous
+    month's; written whether or not the night was compliant, since it describes what is held."""
+    s = runtime.settings()
+    policy, catalog = runtime.load_config(s)
+    paths = publish_processing_record(
+        tag_engine=runtime.tag_store_engine(), policy=policy, catalog=catalog,
+        mechanisms=load_mechanisms(s.mechanisms_path), as_of=runtime.logical_date(context),
+        report_dir=s.report_dir, run_id=context["run_id"])
+    if paths is None:
+        log.info("record of processing: a later month's record exists, this run's month is left as it was")
+        return None
+    log.info("record of processing written: %s (and .json, .csv)", paths.html)
+    sink = runtime.artifact_sink()
+    if sink is not None:
+        for uri in sink.upload([paths.json, paths.html, paths.csv], "records-of-processing"):
+            log.info("record of processing copied to %s", uri)
+    return str(paths.html)
+
+
+def aggregate_analytics(sources: list[str], context: dict[str, Any]) -> list[dict[str, Any]]:
+    """Count the complete periods of the selected analytics sources (website visits) not yet
+    aggregated, before the plan may anonymise their raw data; a dry run stores nothing."""
+    from lifecycle.enforcement import aggregate_source
+
+    _, catalog = runtime.load_config(runtime.settings())
+    engine = runtime.tag_store_engine()
+    out = []
+    for source in [catalog.source(n) for n in sources if catalog.source(n).analytics is not None]:
+        stats = aggregate_source(source, runtime.backend(source), engine, run_id=context["run_id"],
+                                 logical_date=runtime.logical_date(context),
+                                 dry_run=bool(context["params"].get("dry_run")))
+        log.info("analytics %s%s: %d periods up to %s, %d groups published (%d small groups merged into other), "
+                 "%d small groups with %d visits left out, in %.2fs", source.name, " (dry run)" if stats.dry_run else "",
+                 stats.periods, stats.aggregated_until or "(nothing complete)", stats.groups_published,
+                 stats.groups_merged, stats.groups_suppressed, stats.visits_suppressed, stats.seconds)
+        if stats.groups_withdrawn:
+            log.warning("analytics %s: %d published groups under k = %d withdrawn", source.name,
+                        stats.groups_withdrawn, stats.k)
+        out.append(stats.to_dict())
+    return out
+
+
+def validate_analytics(context: dict[str, Any]) -> dict[str, Any]:
+    """Great Expectations over the published aggregates: no group under its source's k. A failure
+    fails the run without holding back enforcement, which does not depend on it."""
+    from lifecycle.enforcement import validate_aggregates  # Great Expectations: heavy
+
+    s = runtime.settings()
+    _, catalog = runtime.load_config(s)
+    result = validate_aggregates(runtime.tag_store_engine(), catalog, s.suite_dir).to_dict()
+    for o in result["outcomes"]:
+        log.info("analytics validation: %s: %s (%d of %d unexpected)", o["description"],
+                 "met" if o["success"] else "NOT met", o["unexpected_count"], o["element_count"])
+    if not result["success"]:
+        raise ValidationFailedError("published analytics fail analytics_aggregates.json (a group under its minimum "
+                                    "group size k, or a column beyond counts); see this task's log")
+    return result

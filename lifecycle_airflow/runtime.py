@@ -21,6 +21,7 @@ from lifecycle.stores import ConnectionInfo, RecordStore, backend_for, open_stor
 from lifecycle.stores import storage as storage_store
 from lifecycle.stores import table as table_store
 from lifecycle.config import HASH_SECRET_ENV, PROJECT_ROOT, Settings, hasher_from_secret
+from lifecycle.errors import ConfigError
 
 TAG_STORE_CONN_ID = "lifecycle_tagstore"
 HASH_SECRET_VARIABLE = "lifecycle_hash_secret"
@@ -118,6 +119,20 @@ def artifact_sink() -> ArtifactSink | None:
     encryption = Encryption(_variable("lifecycle_artifact_sse") or os.environ.get("LIFECYCLE_ARTIFACT_SSE") or None,
                             _variable("lifecycle_artifact_kms_key") or os.environ.get("LIFECYCLE_ARTIFACT_KMS_KEY") or None)
     return ArtifactSink.parse(url, object_store(conn_id, encryption))
+
+
+def audit_lock_days() -> int:
+    """Days of COMPLIANCE retention for the nightly audit-trail copy: Variable
+    ``lifecycle_audit_lock_days`` (or env LIFECYCLE_AUDIT_LOCK_DAYS), default 365."""
+    from lifecycle.reporting.audit_export import DEFAULT_LOCK_DAYS
+
+    raw = _variable("lifecycle_audit_lock_days") or os.environ.get("LIFECYCLE_AUDIT_LOCK_DAYS")
+    if not raw:
+        return DEFAULT_LOCK_DAYS
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError("Variable lifecycle_audit_lock_days / env LIFECYCLE_AUDIT_LOCK_DAYS", "value",
+                          f"{raw!r} is not a whole number of days (at least 1)")
+    return int(raw)
 
 
 def tag_store_engine() -> Engine:

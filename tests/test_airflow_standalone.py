@@ -34,6 +34,8 @@ from demo.company import generate
 from tests.conftest import PG_URL, ROOT, _pg_available
 
 PASSWORD = "standalone-test-password"
+# A second user, for what one person may not do alone (tests/test_approvals.py: four eyes).
+REVIEWER = "reviewer"
 BASES = ["consent", "contract", "legitimate_interest", "legal_obligation", "controller_instruction", "(none)", "unknown"]
 
 
@@ -53,18 +55,18 @@ class Standalone:
     log_path: Path
     metadata_url: str = ""
 
-    def token(self) -> str:
-        body = json.dumps({"username": "admin", "password": PASSWORD}).encode()
+    def token(self, user: str = "admin") -> str:
+        body = json.dumps({"username": user, "password": PASSWORD}).encode()
         request = urllib.request.Request(f"{self.base_url}/auth/token", data=body,
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as r:
             return str(json.load(r)["access_token"])
 
-    def api(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+    def api(self, method: str, path: str, payload: dict[str, Any] | None = None, *, user: str = "admin") -> Any:
         request = urllib.request.Request(
             f"{self.base_url}/api/v2{path}", method=method,
             data=json.dumps(payload).encode() if payload is not None else None,
-            headers={"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"})
+            headers={"Authorization": f"Bearer {self.token(user)}", "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as r:
             return json.load(r)
 
@@ -112,7 +114,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
     pg_conn = json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": PG_URL, "search_path": schema}})
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    (home / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
+    (home / "passwords.json").write_text(json.dumps({"admin": PASSWORD, REVIEWER: PASSWORD}))
     metadata_url = PG_URL.rsplit("/", 1)[0] + f"/{metadata_db}"
     env = {
         **os.environ,
@@ -132,7 +134,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{REVIEWER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",

@@ -211,6 +211,43 @@ class LakeTable(_Frozen):
         return self.uri.startswith("s3://")
 
 
+AnalyticsPeriod = Literal["day", "week"]
+
+
+class Analytics(_Frozen):
+    """Aggregate-only use of a source (the policy: visits are used for research and analysis on
+    an aggregated level only). Records are counted per ``group_by`` column and period of
+    ``date_column``; a group of fewer than ``k`` distinct visitors is merged into "other", and
+    "other" is dropped when it is under ``k`` too. Visitors are counted distinct by
+    ``visitor_column`` inside the database (no identifier leaves it); without one, each record
+    is a visitor of its own."""
+
+    group_by: tuple[str, ...] = Field(min_length=1, max_length=1)
+    date_column: str
+    period: AnalyticsPeriod = "day"
+    k: int = Field(5, ge=2, le=1000)
+    visitor_column: str | None = None
+
+    @field_validator("group_by", mode="before")
+    @classmethod
+    def _one_column(cls, value: Any) -> Any:
+        # `group_by: company` is short for `group_by: [company]`; one column for now.
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("group_by")
+    @classmethod
+    def _plain_group(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for column in value:
+            plain_identifier(column)
+        return value
+
+    _check = field_validator("date_column", "visitor_column")(lambda v: v if v is None else plain_identifier(v))
+
+    @property
+    def group_column(self) -> str:
+        return self.group_by[0]
+
+
 class Defaults(_Frozen):
     connection: str = "lifecycle_demo"
     batch_size: int = Field(1000, ge=1, le=50_000)
@@ -247,6 +284,8 @@ class Source(_Frozen):
     # Columns known to hold no personal data; any other column in the table is schema drift.
     not_personal: tuple[str, ...] = ()
     change_tracking: ChangeTracking | None = None
+    # Aggregate-only analytics over the source (lifecycle.enforcement.aggregation).
+    analytics: Analytics | None = None
     batch_size: int = Field(1000, ge=1, le=50_000)
     max_destroy_share: float = Field(0.5, gt=0, le=1)
     # Below this many records a share is noise (1 of 1 is 100 %): no confirmation needed.
@@ -488,6 +527,14 @@ def check_connections(catalog: Catalog, file: str) -> None:
 
 def check_against_policy(source: Source, policy: Policy, file: str) -> None:
     check_activity(source, policy, source.activity, file, f"sources.{source.name}.activity")
+    if policy.activities[source.activity].aggregate_only and source.analytics is None:
+        # The policy allows this activity's data for analysis on an aggregated level only: the
+        # catalog must say how it is aggregated (and so what is counted before it is anonymised).
+        raise CatalogError(file, f"sources.{source.name}.analytics",
+                           f"activity {source.activity!r} is aggregate-only in the policy: give analytics "
+                           "{group_by, date_column, period, k}")
+    if source.analytics is not None:
+        check_analytics(source, file)
     if source.activity_column:
         role = policy.activities[source.activity].role
         for value, name in source.activity_column.values.items():
@@ -496,6 +543,20 @@ def check_against_policy(source: Source, policy: Policy, file: str) -> None:
             if policy.activities[name].role != role:
                 raise CatalogError(file, where, f"activity {name!r} is {policy.activities[name].role}-role, but "
                                                 f"{source.activity!r} is {role}-role: one source has one role")
+
+
+def check_analytics(source: Source, file: str) -> None:
+    """Analytics are counted in the source's SQL database, over columns the catalog accounts for."""
+    spec, key = source.analytics, f"sources.{source.name}.analytics"
+    if spec is None:
+        return
+    if source.location != "table":
+        raise CatalogError(file, key, f"aggregates are computed in a SQL database: a {source.location} source has none")
+    for name, column in [("group_by", spec.group_column), ("date_column", spec.date_column),
+                         ("visitor_column", spec.visitor_column)]:
+        if column is not None and column not in source.known_columns():
+            raise CatalogError(file, f"{key}.{name}", f"column {column!r} is not one the catalog lists for the source "
+                                                      "(columns, not_personal, retention_clock)")
 
 
 def check_activity(source: Source, policy: Policy, name: str, file: str, where: str) -> None:

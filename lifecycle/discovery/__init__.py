@@ -8,7 +8,7 @@ __all__, __getattr__ = public_surface(__name__, {
     "detect": ('REDACTED', 'parse_identity_number', 'parse_swedish_phone', 'find_identifiers', 'redact', 'INVISIBLE', 'LOOK_ALIKES'),
     "identifiers": ('SubjectHasher', 'normalise_email', 'normalise_personnummer', 'normalise_phone', 'normalise_text'),
     "keys": ('check_keys', 'ensure_installation_key', 'record_key_identity', 'source_scope'),
-    "redaction": ('mentions', 'person_in_text', 'person_patterns', 'redact_text'),
+    "redaction": ('mentions', 'name_pattern', 'name_search_term', 'name_spans', 'person_in_text', 'person_patterns', 'person_spans', 'redact_text'),
     "scan": ('ChunkWriter', 'ScanStats', 'Tagger', 'analyze', 'check_anonymisable', 'choose_mode', 'count_into', 'key_state', 'record_findings', 'refresh_refs', 'save_watermark', 'scan_source', 'schema_drift', 'swap_in_index', 'write_refs', 'write_tags'),
     "subjects": ('Location', 'locate'),
 })

@@ -79,6 +79,27 @@ def person_in_text(text: str, patterns: dict[str, re.Pattern[str]]) -> list[str]
     return [kind for kind, pattern in patterns.items() if pattern.search(target)]
 
 
+def name_pattern(name: str) -> re.Pattern[str] | None:
+    """A person's full name as written in running text: its words in order, any blanks or a
+    line break between them, any case, never inside a longer word. None for a name of fewer
+    than two characters (it would match everywhere)."""
+    words = name.split()
+    if not words or len("".join(words)) < 2:
+        return None
+    return re.compile(r"(?<!\w)" + r"[\s\u00a0]+".join(map(re.escape, words)) + r"(?!\w)", re.IGNORECASE)
+
+
+def name_spans(text: str, pattern: re.Pattern[str]) -> list[Span]:
+    """Where ``pattern`` (``name_pattern``) matches ``text`` as a person reads it."""
+    return person_spans(text, {"name": pattern})
+
+
+def name_search_term(name: str) -> str:
+    """The longest word of ``name``: what a database pre-filter looks for before Python
+    confirms the whole name."""
+    return max(name.split(), key=len)
+
+
 def mentions(text: str, hashes: set[str], hasher: SubjectHasher, year: int,
              findings: list[Finding] | None = None) -> list[Finding]:
     """The identifiers in ``text`` whose keyed hash is one of ``hashes`` (of ``findings``, when
@@ -99,14 +120,13 @@ def _merged(findings: list[Finding]) -> list[Finding]:
     return out
 
 
-def redact_text(text: str, hashes: set[str], hasher: SubjectHasher, year: int, name: str | None = None,
+def redact_text(text: str, hashes: set[str], hasher: SubjectHasher, year: int,
                 patterns: dict[str, re.Pattern[str]] | None = None) -> str:
     """``text`` with the identifiers of ``hashes`` replaced, and, when given, every writing of
-    ``patterns`` (``person_patterns``: a request that knows the identifiers) and ``name``."""
+    ``patterns`` (``person_patterns``: a request that knows the identifiers; or ``name_pattern``,
+    once a person reviewed the mention). A name is never redacted without that review: it is
+    not unique to the person."""
     found = mentions(text, hashes, hasher, year)
     if patterns:
         found += [Finding(kind, start, end, "") for kind, start, end in person_spans(text, patterns)]  # type: ignore[arg-type]
-    new = redact(text, _merged(found), REDACTED)
-    if name and name in new:
-        new = new.replace(name, REDACTED)
-    return new
+    return redact(text, _merged(found), REDACTED)

@@ -5,6 +5,9 @@ validation of the tag store.
 from lifecycle.surface import public_surface
 
 __all__, __getattr__ = public_surface(__name__, {
+    "aggregation": ('AggregationStats', 'aggregate_source', 'validate_aggregates'),
+    "approval": ('GOES_AHEAD', 'ApprovalConfigError', 'ApprovalRecord', 'approval_timeout', 'approvers', 'decisions',
+                 'plan_approval_text', 'record_decision', 'request_approval', 'withheld_stats'),
     "enforce": ('enforce_source',),
     "plan": ('build_plan', 'inherit_parent_clocks', 'reference_pairs', 'register_run', 'summarise_plan'),
     "validation": ('validate_tag_store',),

@@ -15,7 +15,9 @@ from sqlalchemy import Engine, func, select
 
 from lifecycle.config import Policy
 from lifecycle.config import MechanismTable, check_register
+from lifecycle.reporting.processing_record import latest_processing_record
 from lifecycle.rights import open_requests
+from lifecycle.rights import pending as review_pending
 from lifecycle.tagstore import statement
 from lifecycle.tagstore import object_state, record_tag
 
@@ -36,6 +38,16 @@ def _certificates(report_dir: Path, limit: int = 5) -> list[dict[str, Any]]:
         out.append({"reference": data.get("reference"), "request_type": data.get("request_type", "erasure"),
                     "verified": data.get("verified"), "completed_at": data.get("completed_at"), "file": path.name})
     return out
+
+
+def _records_of_processing(report_dir: Path) -> dict[str, Any] | None:
+    """The latest record of processing activities (art. 30): its month, summary and change count."""
+    paths = latest_processing_record(report_dir)
+    if paths is None:
+        return None
+    data = json.loads(paths.json.read_text(encoding="utf-8"))
+    return {"month": data.get("month"), "as_of": data.get("as_of"), "generated_at": data.get("generated_at"),
+            "summary": data.get("summary"), "previous_month": (data.get("changes") or {}).get("previous_month")}
 
 
 def object_problems(tag_engine: Engine) -> list[dict[str, Any]]:
@@ -67,6 +79,24 @@ def expiries_by_month(tag_engine: Engine, today: date, months: int = 12) -> list
     return [{"month": m, "tags": buckets.get(m, 0)} for m in labels]
 
 
+def analytics_by_period(tag_engine: Engine, periods: int = 12) -> list[dict[str, Any]]:
+    """The published analytics (aggregates of at least k visitors, no identifiers) of each
+    source's latest ``periods`` periods: summed over groups, and the largest for the chart's scale."""
+    with tag_engine.connect() as conn:
+        rows = conn.execute(statement(tag_engine, "analytics_by_period")).mappings().all()
+    charts: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        chart = charts.setdefault(r["source"], {"source": r["source"], "period": r["period"], "k": 0, "periods": []})
+        start = r["period_start"] if isinstance(r["period_start"], date) else date.fromisoformat(str(r["period_start"])[:10])
+        chart["periods"].append({"period_start": start.isoformat(), "period": r["period"], "visitors": int(r["visitors"]),
+                                 "visits": int(r["visits"]), "groups": int(r["group_count"])})
+        chart["period"], chart["k"] = r["period"], int(r["k"])  # the latest period's
+    for chart in charts.values():
+        chart["periods"] = chart["periods"][-periods:]
+        chart["largest"] = max(p["visits"] for p in chart["periods"])
+    return list(charts.values())
+
+
 def compliance_summary(
     *, tag_engine: Engine, report_dir: Path, policy: Policy, mechanisms: MechanismTable, today: date
 ) -> dict[str, Any]:
@@ -91,9 +121,12 @@ def compliance_summary(
         "sources": sources,
         "records_by_category_and_basis": dict(sorted(by_basis.items(), key=lambda kv: -kv[1])),
         "expiries_by_month": expiries_by_month(tag_engine, today),
+        "analytics": analytics_by_period(tag_engine),
         "open_requests": [{**r, "received_on": str(r["received_on"]), "due_on": str(r["due_on"])}
                           for r in open_requests(tag_engine, today)],
+        "names_pending_review": review_pending(tag_engine),
         "certificates": _certificates(report_dir),
+        "records_of_processing": _records_of_processing(report_dir),
         "object_problems": object_problems(tag_engine),
         "retention_rules": {k: {"period": r.period, "counting": r.counting, "law": r.law}
                             for k, r in policy.retention_rules.items()},

@@ -73,6 +73,8 @@ def build_report(
                 "expiring_next_30_days": expiring_30_days.get(e["source"], 0),
                 "scan_seconds": scan.get("seconds", 0.0),
                 "enforce_seconds": e["seconds"],
+                # A large plan that waited for a person: the decision (who, when); not enforced unless approved.
+                "approval": e.get("approval"),
             }
         )
     totals = {
@@ -94,7 +96,9 @@ def build_report(
         "logical_date": logical_date.isoformat(),
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "dry_run": dry_run,
-        "compliant": bool(validation_after and validation_after["success"]),
+        # Not while a source's large plan was withheld by a person's decision: its expired records remain.
+        "compliant": bool(validation_after and validation_after["success"])
+        and not any(s["approval"] and s["approval"]["decision"] not in ("approved", "pre_approved") for s in sources),
         "totals": totals,
         "sources": sources,
         "validation": {"before": validation_before, "after": validation_after},
@@ -106,7 +110,9 @@ def build_report(
                           for r in (open_requests or [])],
         "durations_seconds": durations,
         # The audit trail's hash chain, checked: entries, head (compare with the next night's), intact, first broken.
-        "audit": {k: audit[k] for k in ("entries", "head", "intact", "first_broken", "message")} if audit else None,
+        # ... and its nightly copy in the artifact bucket: key, and whether the bucket confirmed the lock.
+        "audit": {**{k: audit[k] for k in ("entries", "head", "intact", "first_broken", "message")},
+                  "export": audit.get("export")} if audit else None,
     }
 
 
@@ -178,6 +184,8 @@ def summary_lines(report: dict[str, Any], paths: ReportPaths) -> list[str]:
         a = report["audit"]
         lines.append(f"audit trail: {'intact' if a['intact'] else 'BROKEN at entry ' + str(a['first_broken'])}, "
                      f"{a['entries']} entries, head {a['head'] or '-'}")
+        if a.get("export"):
+            lines.append(a["export"]["message"])
     for finding in report.get("sub_processors", []):
         if not finding["valid"]:
             lines.append(f"sub-processor finding: {finding['name']}: {finding['problem']}")

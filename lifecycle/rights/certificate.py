@@ -31,7 +31,8 @@ def write_certificate(certificate: dict[str, Any], directory: Path) -> ReportPat
     stem = f"{certificate.get('request_type') or 'erasure'}-certificate-{safe_file_name(certificate['reference'])}"
     paths = ReportPaths(directory / f"{stem}.json", directory / f"{stem}.html")
     paths.json.write_text(json.dumps(certificate, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    paths.html.write_text(_render("certificate.html.j2", c=certificate), encoding="utf-8")
+    template = "review.html.j2" if certificate.get("request_type") == "name_review" else "certificate.html.j2"
+    paths.html.write_text(_render(template, c=certificate), encoding="utf-8")
     return paths
 
 

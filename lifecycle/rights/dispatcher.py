@@ -21,7 +21,7 @@ from lifecycle.rights import journal as journal
 from lifecycle.faults import crashpoint
 from lifecycle.config import Catalog
 from lifecycle.rights.certificate import now_iso, write_certificate, write_extract
-from lifecycle.rights.erasure import RecordAction, RequestScope, apply_erasure, plan_erasure, verify_erasure
+from lifecycle.rights.erasure import RecordAction, RequestScope, apply_erasure, own_names, plan_erasure, verify_erasure
 from lifecycle.errors import RequestNotVerifiedError
 from lifecycle.rights.extract import build_extract
 from lifecycle.discovery import SubjectHasher
@@ -32,6 +32,7 @@ from lifecycle.reporting import ReportPaths
 from lifecycle.reporting import append as audit_append
 from lifecycle.rights.requests import RequestType, SubjectIdentifiers, complete_request, register_request
 from lifecycle.rights.amend import plan_objection, plan_withdrawal, rectify
+from lifecycle.rights.review import ReviewDecision, apply_review
 from lifecycle.stores import open_stores
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class SubjectRequest:
     dry_run: bool = True
     rectify_field: str | None = None
     new_value: str | None = None
+    # Four eyes (lifecycle.rights.approval): who approved, by Airflow user id, and when; on the certificate.
+    approval: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,12 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
     scope = RequestScope(ws.catalog, ws.backends, ws.tag_engine, ws.hasher, request.identifiers, hashes)
     actions = _actions(request, ws, hashes, retry=ledger.get("status") == "failed")
     if request.request_type == "erasure":
+        names = [] if request.dry_run else own_names(scope, actions)  # read before the records go
         outcome = apply_erasure(actions, scope, reference=request.reference, today=request.received_on,
                                 dry_run=request.dry_run)
         if not request.dry_run:
             outcome = verify_erasure(outcome, journal.stored_actions(ws.tag_engine, request.reference) or [], scope,
-                                     year=year)
+                                     year=year, names=names, today=request.received_on)
     else:
         planner = plan_withdrawal if request.request_type == "consent_withdrawal" else plan_objection
         reason = "consent_withdrawn" if request.request_type == "consent_withdrawal" else "objection"
@@ -127,7 +131,7 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
     certificate = {**outcome.to_dict(), "controller": ws.policy.controller.name, "request_type": request.request_type,
                    "received_on": str(ledger["received_on"]), "due_on": str(ledger["due_on"]),
                    "completed_at": _utc(previous).isoformat(timespec="seconds") if previous else now_iso(),
-                   "airflow_metadata": AIRFLOW_METADATA_NOTE}
+                   "airflow_metadata": AIRFLOW_METADATA_NOTE, **({"approval": request.approval} if request.approval else {})}
     paths = write_certificate(certificate, report_dir / "certificates")
     crashpoint("request:certified")
     verified = bool(outcome.verified)
@@ -144,6 +148,28 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
             f"request {request.reference}: the person was still found in {outcome.remaining or 'sources that could not be read'}"
             f"{' (incomplete: ' + ', '.join(outcome.verification.get('incomplete', [])) + ')' if outcome.verification.get('incomplete') else ''}; "
             f"see {paths.html}", documents=paths)
+    return result
+
+
+def fulfil_review(decision: ReviewDecision, ws: Workspace, *, report_dir: Path, year: int) -> RequestResult:
+    """Apply a reviewer's decision on the names an erasure listed (lifecycle.rights.review) and
+    write its certificate; raises RequestNotVerifiedError when a redacted record still names
+    the person."""
+    check_keys(ws.tag_engine, ws.hasher, ws.catalog.sources)
+    with source_guard(ws.tag_engine, ws.catalog.sources, holder=f"review {decision.reference}"):
+        outcome = apply_review(decision, open_stores(ws.catalog, ws.backends, ws.tag_engine), ws.tag_engine,
+                               ws.hasher, year)
+    certificate = {**outcome.to_dict(), "controller": ws.policy.controller.name, "completed_at": now_iso()}
+    paths = write_certificate(certificate, report_dir / "certificates")
+    audit_append(ws.tag_engine, ws.hasher, "name_review", decision.reference,
+                 {"decision": decision.decision, "reviewer": decision.reviewer, "per_source": outcome.per_source,
+                  "already_decided": outcome.already_decided, "verified": outcome.verified,
+                  "certificate_sha256": _sha256(paths.json)})
+    result = RequestResult(decision.reference, "name_review", False, outcome.verified,
+                           {"per_source": outcome.per_source, "pending_after": outcome.pending_after}, paths)
+    if not outcome.verified:
+        raise RequestNotVerifiedError(f"review {decision.reference}: the name is still written in "
+                                      f"{outcome.still_named}; see {paths.html}", documents=paths)
     return result
 
 

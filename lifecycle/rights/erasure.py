@@ -33,6 +33,7 @@ from lifecycle.config import Policy
 from lifecycle.stores import Reached, check_foreign_keys, reach, unreachable
 from lifecycle.rights.requests import SubjectIdentifiers
 from lifecycle.discovery import Location, locate
+from lifecycle.rights.review import list_mentions
 from lifecycle.rights.verify import Probe, summarise, verify_in_sources
 from lifecycle.tagstore import RequestAction, record_tag, subject_ref, suppression
 
@@ -70,6 +71,9 @@ class ErasureOutcome:
     # What verification checked: the index, and each source searched directly.
     verification: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0  # how many times the request's steps were started (a crash and re-run: 2)
+    # Other people's records naming the person, per source, waiting for a reviewer's decision
+    # (lifecycle.rights.review): a name is never redacted unreviewed.
+    names_for_review: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,7 +178,7 @@ def _redactor(fields: tuple[str, ...], hashes: set[str], hasher: SubjectHasher, 
     patterns = Probe.of(ids, year).text_patterns()  # the identifiers themselves, in any writing
 
     def change(record: dict[str, Any]) -> dict[str, Any]:
-        return {**record, **{f: redact_text(str(record[f]), hashes, hasher, year, ids.name, patterns)
+        return {**record, **{f: redact_text(str(record[f]), hashes, hasher, year, patterns)
                              for f in fields if record.get(f)}}
     return change
 
@@ -322,18 +326,37 @@ def check_references(catalog: Catalog, stores: dict[str, RecordStore], actions: 
             "unreachable": unreachable(catalog, stores, roots)}
 
 
-def verify_erasure(outcome: ErasureOutcome, actions: list[RecordAction], scope: RequestScope, *, year: int) -> ErasureOutcome:
+def own_names(scope: RequestScope, actions: Iterable[RecordAction]) -> list[str]:
+    """The full names in the name columns of the person's own records (read before they are
+    erased): searched in others' free text to be listed for review."""
+    keys: dict[str, list[str]] = defaultdict(list)
+    for a in actions:
+        if a.action != "redact" and "name" in scope.catalog.source(a.source).subject.columns():
+            keys[a.source].append(a.record_key)
+    names: set[str] = set()
+    for source_name, wanted in keys.items():
+        column = scope.catalog.source(source_name).subject.columns()["name"]
+        names |= {str(r[column]) for r in scope.store(source_name).read(wanted).values() if r.get(column)}
+    return sorted(names)
+
+
+def verify_erasure(outcome: ErasureOutcome, actions: list[RecordAction], scope: RequestScope, *, year: int,
+                   names: Iterable[str] = (), today: date | None = None) -> ErasureOutcome:
     """Search again, two ways: the subject index, and, independently of it, every source
     itself (lifecycle.rights.verify). Held and forwarded records are the only ones allowed to keep the
-    person. ``verified`` only when every check passed."""
+    person. ``verified`` only when every check passed. Others' records writing the person's full
+    name (``names`` and the request's) are listed for review (lifecycle.rights.review), not failed."""
     allowed = {(a.source, a.record_key) for a in actions if a.action in ("hold", "forward")}
     in_index: dict[str, int] = defaultdict(int)
     for loc in locate(scope.tag_engine, scope.hashes):
         if (loc.source, loc.record_key) not in allowed:
             in_index[loc.source] += 1
-    probe = Probe.of(scope.identifiers, year)
+    probe = Probe.of(scope.identifiers, year).with_names(names)
     stores = scope.stores()
     checks = verify_in_sources(stores, probe, allowed)
+    if probe.mention_names:
+        outcome.names_for_review = list_mentions(scope.tag_engine, scope.hasher, outcome.reference, checks,
+                                                 today or date(year, 1, 1))
     references = check_references(scope.catalog, stores, actions)
     remaining: dict[str, int] = defaultdict(int)
     for source, n in [*in_index.items(), *summarise(checks).items(), *references["left"].items()]:

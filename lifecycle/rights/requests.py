@@ -217,7 +217,7 @@ def validate_reference(reference: str) -> str:
 
 def validate_request_type(request_type: str) -> str:
     if request_type not in REQUEST_TYPES:
-        _refuse("request_type", "one_of", f"not one of {', '.join(REQUEST_TYPES)}")
+        _refuse("request_type", "one_of", f"not one of {', '.join(REQUEST_TYPES)}, name_review")
     return request_type
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 
@@ -28,6 +28,9 @@ from lifecycle.discovery import (
     normalise_email,
     normalise_personnummer,
     normalise_phone,
+    name_pattern,
+    name_search_term,
+    name_spans,
     person_in_text,
     person_patterns,
 )
@@ -52,6 +55,8 @@ class Probe:
     personnummer: str | None = None  # 12 digits
     name: str | None = None
     company: str | None = None
+    # Full names searched in others' free text to be listed for review, never redacted unreviewed.
+    mention_names: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, ids: SubjectIdentifiers, year: int) -> Probe:
@@ -62,7 +67,13 @@ class Probe:
             personnummer=normalise_personnummer(ids.personnummer, year) if ids.personnummer else None,
             name=ids.name.strip().casefold() if ids.name else None,
             company=ids.company.strip().casefold() if ids.company else None,
+            mention_names=(" ".join(ids.name.split()).casefold(),) if ids.name and len(ids.name.split()) > 1 else (),
         )
+
+    def with_names(self, names: Iterable[str]) -> Probe:
+        """The probe with more full names (read from the person's own records) to list."""
+        full = {" ".join(n.split()).casefold() for n in names if n and len(n.split()) > 1}
+        return replace(self, mention_names=tuple(sorted(set(self.mention_names) | full)))
 
     # -- the forms a column or a text may hold ---------------------------------------------
 
@@ -82,6 +93,20 @@ class Probe:
 
     def found_in_text(self, text: str) -> list[str]:
         return person_in_text(text, self.text_patterns())
+
+    def name_patterns(self) -> dict[str, re.Pattern[str]]:
+        """{name: expression} of each full name to look for in free text."""
+        return {n: p for n in self.mention_names if (p := name_pattern(n)) is not None}
+
+    def names_in_text(self, text: str) -> list[str]:
+        """The full names (casefolded) written in ``text``, as a person reads it."""
+        return [n for n, p in self.name_patterns().items() if name_spans(text, p)]
+
+    def name_like_terms(self) -> list[str]:
+        """``%word%`` terms (the longest word of each name, in the cases SQLite's ASCII-only
+        lower() may leave) for a database pre-filter; Python confirms the whole name."""
+        words = {name_search_term(n) for n in self.name_patterns()}
+        return sorted({f"%{w}%" for word in words for w in (word, word.capitalize(), word.upper())})
 
     def text_like_terms(self) -> list[str]:
         """LIKE terms on a free-text column (lower-cased) of which every writing of the e-mail
@@ -122,9 +147,18 @@ class SourceCheck:
     objects_unreadable: int = 0
     old_versions_left: int = 0
     status: CheckStatus = "passed"
+    # Keys of the records holding the person outside what may stay (for the access extract).
+    found_keys: list[str] = field(default_factory=list)
+    # (record key, full name) of other people's records whose free text names the person: listed
+    # for review, not a failure. In memory only: to_dict counts them.
+    name_mentions: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Counts only: which records is the work of the request and review ledgers."""
+        out = asdict(self)
+        del out["found_keys"]
+        out["name_mentions"] = len(self.name_mentions)
+        return out
 
 
 def verify_in_sources(stores: dict[str, Any], probe: Probe, allowed: set[tuple[str, str]]) -> list[SourceCheck]:
@@ -164,6 +198,13 @@ def record_holds(record: dict[str, Any], source: Source, probe: Probe) -> bool:
                 str(record.get(columns["company"]) or "").strip().casefold() == probe.company:
             return True
     return any(probe.found_in_text(str(record.get(c) or "")) for c in source.free_text_columns if record.get(c))
+
+
+def record_names(record: dict[str, Any], source: Source, probe: Probe) -> list[str]:
+    """The probe's full names (casefolded) a free-text column of the record writes."""
+    if not probe.mention_names:
+        return []
+    return sorted({n for c in source.free_text_columns if record.get(c) for n in probe.names_in_text(str(record[c]))})
 
 
 def allowed_record(record: dict[str, Any], source: Source, allowed_keys: set[str]) -> bool:

@@ -78,7 +78,8 @@ from lifecycle.discovery import (
 )
 from lifecycle.stores.base import Changed, ConnectionInfo, Dependent, RecordChange
 from lifecycle.tagstore import record_tag, subject_ref, subject_ref_build, watermark
-from lifecycle.rights import Probe, SourceCheck, record_holds
+from lifecycle.rights import Probe, SourceCheck, record_holds, record_names
+from lifecycle.discovery import name_search_term
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +314,7 @@ class Store:
             for batch in batches:
                 tags: list[dict[str, Any]] = []
                 refs: list[dict[str, Any]] = []
-                keys: list[str] = []
+                found: list[tuple[str, str]] = []
                 rows = batch.to_pylist()
                 for row in rows:
                     if row.get(pk) is None:
@@ -657,6 +658,9 @@ class Store:
         for batch in self._batches(dt, wanted):
             found |= self._holders(batch, probe, allowed_keys)
         check.records_found = len(found)
+        check.found_keys = sorted(found)
+        if probe.mention_names and source.free_text_columns:
+            check.name_mentions = self._name_mentions(dt, probe, allowed_keys | found)
 
         fs = self._filesystem()
         current = set(_add_paths(dt))
@@ -682,6 +686,27 @@ class Store:
         if source.lake_table.is_s3:
             self._find_in_bucket_versions(check, probe, allowed_keys, wanted)
         return check
+
+    def _name_mentions(self, dt: Any, probe: Probe, skip: set[str]) -> list[tuple[str, str]]:
+        """Keys of current rows whose free text writes one of the person's full names: Arrow
+        picks rows holding a name's longest word (lower-cased), Python confirms the name."""
+        pk = self.source.primary_key
+        names = self._schema(dt).names
+        texts = [c for c in self.source.free_text_columns if c in names]
+        words = sorted({name_search_term(n).casefold() for n in probe.name_patterns()})
+        found: list[tuple[str, str]] = []
+        for batch in self._batches(dt, [pk, *texts]):
+            mask = None
+            for column in texts:
+                lowered = pc.utf8_lower(batch.column(column).cast(pa.string()))
+                for word in words:
+                    hit = pc.fill_null(pc.match_substring(lowered, word), False)
+                    mask = hit if mask is None else pc.or_(mask, hit)
+            if mask is None:
+                continue
+            found += [(str(r.get(pk)), name) for r in batch.filter(mask).to_pylist() if str(r.get(pk)) not in skip
+                      for name in record_names(r, self.source, probe)]
+        return sorted(found)
 
     def _holders(self, data: pa.Table | pa.RecordBatch, probe: Probe, allowed_keys: set[str]) -> set[str]:
         """Keys of the rows of ``data`` that hold the person and may not keep them."""

@@ -19,7 +19,7 @@ from lifecycle.stores.s3 import MalformedObjectError, ObjectStore, decode_record
 from lifecycle.config import Policy
 from lifecycle.tagstore import object_state
 from lifecycle.stores.base import Changed, ConnectionInfo, Dependent, RecordChange
-from lifecycle.rights import Probe, SourceCheck, allowed_record, record_holds
+from lifecycle.rights import Probe, SourceCheck, allowed_record, record_holds, record_names
 
 
 class Store:
@@ -77,7 +77,14 @@ class Store:
         return found
 
     def find(self, probe: Any, allowed: set[tuple[str, str]]) -> Any:
-        return check_objects(self.client, self.source, probe, allowed)
+        return check_objects(self.client, self.source, probe, allowed, self._object_refs())
+
+    def _object_refs(self) -> dict[str, str]:
+        """{object key: reference} as the scan recorded them: record keys are built from these."""
+        with self.tag_engine.connect() as conn:
+            return {key: ref for ref, key in conn.execute(
+                select(object_state.c.object_ref, object_state.c.object_key)
+                .where(object_state.c.source == self.source.name)).all()}
 
     def dependents(self) -> list[Dependent]:
         """Nothing in a bucket declares a foreign key to it."""
@@ -88,10 +95,7 @@ class Store:
         object's reference as the scan recorded it."""
         assert self.source.storage is not None
         wanted = {str(k) for k in parent_keys}
-        with self.tag_engine.connect() as conn:
-            ref_of = {key: ref for ref, key in conn.execute(
-                select(object_state.c.object_ref, object_state.c.object_key)
-                .where(object_state.c.source == self.source.name)).all()}
+        ref_of = self._object_refs()
         found: dict[str, str] = {}
         for info in self.client.list(self.source.storage.bucket, self.source.storage.prefix):
             if info.key not in ref_of or object_format(info.key, self.source.storage.format) is None:
@@ -109,7 +113,8 @@ class Store:
 # -- finding a person, independently of the index (lifecycle.rights.verify) --------------------------
 
 
-def check_objects(store: ObjectStore, source: Source, probe: Probe, allowed: set[tuple[str, str]]) -> SourceCheck:
+def check_objects(store: ObjectStore, source: Source, probe: Probe, allowed: set[tuple[str, str]],
+                  refs: dict[str, str] | None = None) -> SourceCheck:
     """Every object under the source's prefix is read (a bucket has no query to ask), and so is
     every older version still kept: an old version of a rewritten object holds what was erased."""
     assert source.storage is not None
@@ -131,8 +136,16 @@ def check_objects(store: ObjectStore, source: Source, probe: Probe, allowed: set
         if read is None:
             continue
         check.objects_read += 1
-        check.records_found += sum(1 for record in read[1]
-                                   if record_holds(record, source, probe) and not allowed_record(record, source, allowed_pks))
+        ref = (refs or {}).get(info.key, info.key)
+        for record in read[1]:
+            if allowed_record(record, source, allowed_pks):
+                continue
+            if record_holds(record, source, probe):
+                check.records_found += 1
+                check.found_keys.append(record_key(ref, record.get(source.primary_key)))
+            else:
+                key = record_key(ref, record.get(source.primary_key))
+                check.name_mentions += [(key, name) for name in record_names(record, source, probe)]
     for key, version_id in _older_versions(store, bucket, source.storage.prefix):
         if object_format(key, source.storage.format) is None:
             continue

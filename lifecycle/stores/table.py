@@ -280,8 +280,26 @@ def check_table(engine: Engine, source: Source, probe: Probe, allowed: set[tuple
             for row in conn.execute(select(pk, structured_hit, *texts).where(or_(*conditions))):
                 if row[1] or any(probe.found_in_text(str(value)) for value in row[2:] if value):
                     found.add(str(row[0]))
-    check.records_found = len({k for k in found if (source.name, k) not in allowed})
+    check.found_keys = sorted(k for k in found if (source.name, k) not in allowed)
+    check.records_found = len(check.found_keys)
+    if probe.mention_names and source.free_text_columns:
+        check.name_mentions = _name_mentions(engine, t, source, probe, allowed)
     return check
+
+
+def _name_mentions(engine: Engine, t: Table, source: Source, probe: Probe,
+                   allowed: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(key, name) of records whose free text writes one of the person's full names: the
+    database picks rows holding a name's longest word, Python confirms the whole name."""
+    pk = t.c[source.primary_key]
+    texts = [t.c[c] for c in source.free_text_columns]
+    terms = probe.name_like_terms()
+    found: set[tuple[str, str]] = set()
+    with engine.connect() as conn:
+        for row in conn.execute(select(pk, *texts).where(or_(*(_any_of(engine, c, terms) for c in texts)))):
+            if (source.name, str(row[0])) not in allowed:
+                found |= {(str(row[0]), n) for value in row[1:] if value for n in probe.names_in_text(str(value))}
+    return sorted(found)
 
 
 def backend(conn: ConnectionInfo) -> Engine:

@@ -8,5 +8,5 @@ __all__, __getattr__ = public_surface(__name__, {
     "db": ('lock_source', 'make_engine', 'mysql_url', 'open_tag_store'),
     "locks": ('source_guard',),
     "sqlfiles": ('load_sql', 'quote_identifier', 'statement'),
-    "tables": ('PlanAction', 'RequestAction', 'TagStatus', 'audit_log', 'index_key', 'journal', 'key_stage', 'object_state', 'plan_item', 'record_tag', 'request_action', 'request_step', 'run', 'schema_finding', 'subject_ref', 'subject_ref_build', 'subject_request', 'suppression', 'watermark'),
+    "tables": ('PlanAction', 'RequestAction', 'TagStatus', 'approval', 'audit_log', 'index_key', 'journal', 'key_stage', 'object_state', 'plan_item', 'record_tag', 'request_action', 'request_step', 'review_item', 'run', 'schema_finding', 'subject_ref', 'subject_ref_build', 'subject_request', 'suppression', 'watermark'),
 })

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -235,6 +236,26 @@ request_action = Table(
     Column("reason", String(200)),  # why a record is held, when not the legal obligation
 )
 
+# Mentions of an erased person's name in other people's free text (lifecycle.rights.review): a
+# name is not unique, so each is listed for a person's decision (redact | keep) instead of being
+# redacted. The name itself is never stored: only its keyed hash, to check the reviewer's input.
+review_item = Table(
+    "lc_review_item",
+    metadata,
+    Column("reference", String(100), primary_key=True),  # the erasure request that listed it
+    Column("item_no", Integer, primary_key=True),  # 1, 2, ... per request: what a reviewer names
+    Column("source", String(100), nullable=False),
+    Column("record_key", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),  # name
+    Column("name_hash", String(64), nullable=False),
+    Column("status", String(10), nullable=False),  # pending | redacted | kept
+    Column("listed_on", Date, nullable=False),
+    Column("decided_by", String(250)),  # the reviewer's Airflow user id
+    Column("decided_at", DateTime(timezone=True)),
+    UniqueConstraint("reference", "source", "record_key", "name_hash", name="uq_lc_review_item_record"),
+)
+Index("ix_lc_review_item_status", review_item.c.status)
+
 request_step = Table(
     "lc_request_step",
     metadata,
@@ -262,4 +283,49 @@ audit_log = Table(
     Column("details", Text, nullable=False),  # canonical JSON: counts, fingerprints, keyed references
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False),
+)
+
+# Approvals by a person (lifecycle.enforcement.approval): a nightly source whose plan exceeds its
+# max_destroy_share, or a data-subject request under four eyes, waits for a decision; enforcement
+# and fulfilment read it here. Airflow user ids of the requester and the responder, no data subject.
+approval = Table(
+    "lc_approval",
+    metadata,
+    Column("kind", String(20), primary_key=True),  # nightly | request
+    Column("run_id", String(250), primary_key=True),  # the Airflow run that asked
+    Column("item", String(250), primary_key=True),  # a source (nightly) or the request reference
+    Column("decision", String(20), nullable=False),  # pending | approved | pre_approved | rejected | timed_out | refused
+    Column("requested_by", String(250)),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(250)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("details", Text),  # JSON: shares and counts; never personal data
+)
+
+# Aggregate-only analytics (lifecycle.enforcement.aggregation): counts per source, period and
+# group, never an identifier. A group of fewer than min_group_size distinct visitors is never
+# stored (merged into group_kind 'other', or dropped). group_kind: value | unknown | other.
+analytics_aggregate = Table(
+    "lc_analytics_aggregate",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("period", String(10), primary_key=True),  # day | week
+    Column("period_start", Date, primary_key=True),
+    Column("group_kind", String(10), primary_key=True),
+    Column("group_value", String(200), primary_key=True),  # '' for unknown and other
+    Column("visitors", Integer, nullable=False),
+    Column("visits", Integer, nullable=False),
+    Column("min_group_size", Integer, nullable=False),  # the k it was published under
+    Column("run_id", String(250), nullable=False),
+)
+
+# How far each analytics source is aggregated: periods before aggregated_until are final, so a
+# re-run never counts a visit twice, and raw data may be anonymised once it is aggregated.
+analytics_state = Table(
+    "lc_analytics_state",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("aggregated_until", Date, nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

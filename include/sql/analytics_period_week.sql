@@ -1,0 +1,1 @@
+date({column}, '-6 days', 'weekday 1')

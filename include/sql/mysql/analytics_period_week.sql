@@ -1,0 +1,1 @@
+DATE_SUB(DATE({column}), INTERVAL WEEKDAY({column}) DAY)

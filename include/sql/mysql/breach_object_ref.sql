@@ -1,0 +1,1 @@
+SUBSTRING_INDEX({column}, '/', 1)

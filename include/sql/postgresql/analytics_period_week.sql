@@ -1,0 +1,1 @@
+CAST(date_trunc('week', {column}) AS DATE)

@@ -1,0 +1,1 @@
+split_part({column}, '/', 1)

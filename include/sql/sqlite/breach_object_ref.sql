@@ -1,0 +1,1 @@
+substr({column}, 1, instr({column}, '/') - 1)

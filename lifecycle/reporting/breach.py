@@ -1,0 +1,527 @@
+"""Breach scoping (GDPR Art. 33-34): who and what a personal-data breach touches, from the tag
+store and the subject index alone, in seconds.
+
+The operator names the affected sources (or a bucket prefix for object sources), optionally a
+window on the records' retention-clock dates, and an incident reference. The answer:
+
+- a report (JSON + HTML, next to the nightly reports) with counts only: records, persons,
+  categories of data and of persons, identifier kinds exposed (personnummer, contact data,
+  free text), the processor customers to tell (Art. 33(2)), and the frame of the notification
+  to the authority: the 72-hour deadline from discovery, with "likely consequences" and
+  "measures taken" left for a person to write;
+- the contact list (Art. 34): each person's keyed hashes and where they sit (source, record
+  key, field), written only to the protected folder, owner-only. Never to logs, XCom or the
+  report.
+
+A person is a group of keyed identifiers that share a record: a record's own structured
+identifiers (e-mail, phone, personnummer, name at a company) belong to one person; a mention
+in free text is somebody else until the same identifier turns up in a record of its own. Two
+identifiers of one person that never share an affected record count as two: the count errs
+towards notifying too many, never too few.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Date, Engine, String, bindparam
+from sqlalchemy.sql.elements import TextClause
+
+from lifecycle.config import Catalog, Policy
+from lifecycle.discovery import find_identifiers
+from lifecycle.errors import InvalidRequestError
+from lifecycle.reporting.report import TEMPLATES, ReportPaths, safe_file_name
+from lifecycle.tagstore import load_sql, statement
+
+NOTIFY_WITHIN = timedelta(hours=72)  # Art. 33(1): to the supervisory authority
+LOCAL_TIME = ZoneInfo("Europe/Stockholm")
+# Incident numbers: INC-2026-0042, IMY-2026.7, ... (letters, digits and . _ -).
+INCIDENT_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,39}")
+S3_PREFIX = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?", re.DOTALL)
+# Identifiers that single out one person, and so join a record's identifiers into one person.
+# A name alone ("Anna Berg") is not unique: it names a person only within its record. An
+# organisation number or an IP address is exposed data, but not a person to write to.
+PERSON_KINDS = frozenset({"personnummer", "email", "phone", "name_company"})
+NAME_KINDS = frozenset({"name"})
+# Sentinels for an open window: every date compares inside.
+_EARLIEST, _LATEST = date(1, 1, 1), date(9999, 12, 31)
+
+
+# -- input ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectPrefix:
+    """Objects under s3://bucket/key_prefix, and the object-storage sources whose objects can be there."""
+
+    bucket: str
+    key_prefix: str
+    sources: tuple[str, ...]
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key_prefix}"
+
+
+@dataclass(frozen=True)
+class BreachScope:
+    reference: str
+    sources: tuple[str, ...]  # affected as a whole
+    prefix: ObjectPrefix | None  # affected objects of object-storage sources
+    window_from: date | None
+    window_to: date | None
+    discovered_at: datetime  # aware, UTC
+
+    @property
+    def all_sources(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.sources) | set(self.prefix.sources if self.prefix else ())))
+
+    @property
+    def notify_by(self) -> datetime:
+        return self.discovered_at + NOTIFY_WITHIN
+
+
+def _refuse(field_name: str, rule: str, problem: str) -> InvalidRequestError:
+    # The value is never repeated: it may be anything a person typed.
+    return InvalidRequestError(f"{problem} (rule: {rule})", field=field_name, rule=rule)
+
+
+def parse_scope(params: Mapping[str, Any], catalog: Catalog, *, now: datetime) -> BreachScope:
+    """The form's values, checked against the catalog; the first broken rule raises
+    InvalidRequestError naming the field and the rule. Reads nothing but the catalog."""
+    reference = str(params.get("reference") or "").strip()
+    if not reference:
+        raise _refuse("reference", "required", "give the incident reference, e.g. INC-2026-0042")
+    if not INCIDENT_REFERENCE.fullmatch(reference):
+        raise _refuse("reference", "pattern", "3-40 letters, digits and . _ -, starting with a letter or digit")
+    sources = _parse_sources(params.get("sources"), catalog)
+    prefix = _parse_prefix(params.get("object_prefix"), catalog)
+    if not sources and prefix is None:
+        raise _refuse("sources", "required", "name at least one affected source, or give object_prefix")
+    window_from = _parse_date(params.get("window_from"), "window_from")
+    window_to = _parse_date(params.get("window_to"), "window_to")
+    if window_from and window_to and window_from > window_to:
+        raise _refuse("window_to", "not_before_window_from", "the window ends before it starts")
+    discovered_at = _parse_moment(params.get("discovered_at"), "discovered_at")
+    if discovered_at > now.astimezone(timezone.utc) + timedelta(minutes=5):  # a little clock skew is no error
+        raise _refuse("discovered_at", "not_in_future", "the breach cannot have been discovered in the future")
+    return BreachScope(reference, sources, prefix, window_from, window_to, discovered_at)
+
+
+def _parse_sources(value: Any, catalog: Catalog) -> tuple[str, ...]:
+    if value in (None, "", []):
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise _refuse("sources", "list_of_names", "a list of catalog source names")
+    for i, name in enumerate(value):
+        if name not in catalog.sources:
+            raise _refuse(f"sources[{i}]", "known_source",
+                          f"not a source of the catalog; it has: {', '.join(sorted(catalog.sources))}")
+    return tuple(sorted(set(value)))
+
+
+def _parse_prefix(value: Any, catalog: Catalog) -> ObjectPrefix | None:
+    if value in (None, ""):
+        return None
+    match = S3_PREFIX.fullmatch(str(value).strip()) if isinstance(value, str) else None
+    if match is None or any(ord(ch) < 32 for ch in str(value)):
+        raise _refuse("object_prefix", "s3_uri", "give s3://bucket/prefix (a valid bucket name, no control characters)")
+    bucket, key_prefix = match.group(1), match.group(2) or ""
+    if find_identifiers(key_prefix):  # object keys can hold personal data: keep it out of the report
+        raise _refuse("object_prefix", "no_identifier",
+                      "the prefix holds an e-mail, phone number or personnummer; use a shorter prefix")
+    matched = tuple(sorted(
+        s.name for s in catalog.sources.values()
+        if s.storage is not None and s.storage.bucket == bucket
+        and (key_prefix.startswith(s.storage.prefix) or s.storage.prefix.startswith(key_prefix))))
+    if not matched:
+        storage = sorted(f"s3://{s.storage.bucket}/{s.storage.prefix}" for s in catalog.sources.values() if s.storage)
+        raise _refuse("object_prefix", "matches_object_source",
+                      "no object-storage source of the catalog has objects under it; they are: "
+                      + (", ".join(storage) or "(none)"))
+    return ObjectPrefix(bucket, key_prefix, matched)
+
+
+def _parse_date(value: Any, field_name: str) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise _refuse(field_name, "iso_date", "a date as YYYY-MM-DD") from None
+
+
+def _parse_moment(value: Any, field_name: str) -> datetime:
+    if value in (None, ""):
+        raise _refuse(field_name, "required", "when the breach was discovered starts the 72 hours (Art. 33(1))")
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise _refuse(field_name, "iso_datetime", "a date and time as YYYY-MM-DDTHH:MM (Stockholm time unless "
+                                                  "an offset is given)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=LOCAL_TIME)
+    return moment.astimezone(timezone.utc)
+
+
+# -- the queries ---------------------------------------------------------------------------
+
+
+def _bind(scope: BreachScope) -> dict[str, Any]:
+    whole = set(scope.sources)
+    narrowed = [s for s in (scope.prefix.sources if scope.prefix else ()) if s not in whole]
+    return {
+        "sources": list(scope.all_sources),
+        "prefix_sources": narrowed,
+        "key_prefix": scope.prefix.key_prefix if scope.prefix else "",
+        "key_prefix_length": len(scope.prefix.key_prefix) if scope.prefix else 0,
+        "from_date": scope.window_from or _EARLIEST,
+        "to_date": scope.window_to or _LATEST,
+    }
+
+
+def _statement(engine: Engine, name: str, **identifiers: str) -> TextClause:
+    object_ref = load_sql("breach_object_ref", engine.dialect.name).strip().format(column="t.record_key")
+    return statement(engine, name, object_ref_sql=object_ref, **identifiers).bindparams(
+        bindparam("sources", expanding=True, type_=String), bindparam("prefix_sources", expanding=True, type_=String),
+        bindparam("from_date", type_=Date), bindparam("to_date", type_=Date))
+
+
+def _parent_edges(catalog: Catalog) -> list[tuple[str, str]]:
+    """(child source, parent source) along the column a record's parent_key is read from."""
+    edges = []
+    for source in catalog.sources.values():
+        column = source.clock_parent or next(iter(source.subject.via), None)
+        if column:
+            edges.append((source.name, source.subject.via[column]))
+    return edges
+
+
+def _linked_statement(engine: Engine, edges: list[tuple[str, str]]) -> tuple[TextClause, dict[str, str]]:
+    # Only bind-parameter names are templated: the source names themselves are bound.
+    rows = " UNION ALL ".join(f"SELECT CAST(:child_{i} AS VARCHAR(100)), CAST(:parent_{i} AS VARCHAR(100))"
+                              for i in range(len(edges)))
+    values = {f"child_{i}": c for i, (c, _) in enumerate(edges)} | {f"parent_{i}": p for i, (_, p) in enumerate(edges)}
+    return _statement(engine, "breach_linked_refs", edges_sql=rows), values
+
+
+# -- persons -------------------------------------------------------------------------------
+
+DIRECT, FREE_TEXT, LINKED = 1, 2, 4  # how a person's identifiers reached the breach
+
+
+class PersonGroups:
+    """Union-find over keyed identifiers. ``_up[node]`` is the node's parent, or for a root
+    (one per person) an int: how the person was reached (DIRECT | FREE_TEXT | LINKED)."""
+
+    def __init__(self) -> None:
+        self._up: dict[str, str | int] = {}
+        self._names: dict[str, list[str]] = {}  # record node -> the name hashes it stands for
+
+    def _root(self, node: str) -> str:
+        up = self._up
+        root = node
+        while isinstance(nxt := up[root], str):
+            root = nxt
+        while node != root:  # path compression
+            nxt = up[node]
+            up[node] = root
+            node = nxt  # type: ignore[assignment]
+        return root
+
+    def add(self, nodes: list[str], how: int) -> str:
+        """One person's identifiers (nodes), reached ``how``; returns the person's root."""
+        up = self._up
+        root: str | None = None
+        for node in nodes:
+            if node not in up:
+                up[node] = how
+                r = node
+            else:
+                r = self._root(node)
+                up[r] = int(up[r]) | how
+            if root is None:
+                root = r
+            elif r != root:
+                up[r], up[root] = root, int(up[root]) | int(up[r])
+        assert root is not None
+        return root
+
+    def add_record(self, refs: list[tuple[str, str, bool]], linked: bool) -> list[str]:
+        """The identifiers of one record as (hash, kind, free_text); the roots of the persons in it."""
+        own = [h for h, kind, free in refs if not free and kind in PERSON_KINDS]
+        names = [h for h, kind, free in refs if not free and kind in NAME_KINDS]
+        roots = []
+        if not own and names:  # a name alone is this record's person only
+            own = [f"record:{len(self._names)}"]  # never a hash: hashes are hex
+            self._names[own[0]] = names
+        if own:
+            roots.append(self.add(own, LINKED if linked else DIRECT))
+        for h, kind, free in refs:
+            if free and kind in PERSON_KINDS:  # somebody named in the text: a person of their own
+                roots.append(self.add([h], FREE_TEXT))
+        return roots
+
+    def root_of(self, node: str) -> str:
+        return self._root(node)
+
+    def persons(self) -> Iterator[tuple[int, str, list[str]]]:
+        """(person number, root, the keyed hashes of the person), numbered 1, 2, ..."""
+        members: dict[str, list[str]] = {}
+        for node in self._up:
+            hashes = self._names.get(node) or [node]
+            members.setdefault(self._root(node), []).extend(hashes)
+        for n, (root, hashes) in enumerate(members.items(), start=1):
+            yield n, root, sorted(set(hashes))
+
+    def counts(self) -> dict[str, int]:
+        roots = [v for v in self._up.values() if isinstance(v, int)]
+        return {
+            "total": len(roots),
+            "with_own_records": sum(1 for v in roots if v & DIRECT),
+            "only_mentioned_in_free_text": sum(1 for v in roots if v == FREE_TEXT),
+            "only_linked_through_references": sum(1 for v in roots if v == LINKED),
+        }
+
+
+# -- the protected contact list ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactList:
+    """Art. 34: persons (keyed hashes) in persons.csv, and where each hash sits in locations.csv."""
+
+    folder: Path
+    persons: Path
+    locations: Path
+
+
+def _owner_only(path: Path) -> Any:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC: set it again
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+
+def _protected_folder(protected_dir: Path, reference: str) -> ContactList:
+    protected_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(protected_dir, 0o700)
+    folder = protected_dir / f"breach-{safe_file_name(reference)}"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    return ContactList(folder, folder / "persons.csv", folder / "locations.csv")
+
+
+# -- scoping -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    """What the reference stream adds up while it passes: persons, and processor customers' persons."""
+
+    groups: PersonGroups = field(default_factory=PersonGroups)
+    by_controller: dict[str, set[str]] = field(default_factory=dict)
+    locations: int = 0
+
+
+def _consume(rows: Iterable[Any], tally: _Tally, writer: Any, exposure: str) -> None:
+    """Rows ordered by record: group each record's identifiers, write each location."""
+    key: tuple[str, str] | None = None
+    refs: list[tuple[str, str, bool]] = []
+    controller: str | None = None
+
+    def flush() -> None:
+        roots = tally.groups.add_record(refs, linked=exposure == "linked")
+        if controller is not None:
+            tally.by_controller.setdefault(controller, set()).update(roots)
+
+    for r in rows:
+        here = (r[2], r[3])
+        if here != key:
+            if refs:
+                flush()
+            key, refs = here, []
+            controller = r[7] if r[6] == "processor" else None
+        free = bool(r[5])
+        refs.append((r[0], r[1], free))
+        writer.writerow((r[0], r[1], r[2], r[3], r[4], "free_text" if free else "structured", exposure))
+        tally.locations += 1
+    if refs:
+        flush()
+
+
+def _stream(conn: Any, stmt: TextClause, values: dict[str, Any], chunk: int = 20_000) -> Iterator[Any]:
+    result = conn.execution_options(yield_per=chunk).execute(stmt, values)
+    for rows in result.partitions(chunk):
+        yield from rows
+
+
+@dataclass(frozen=True)
+class BreachResult:
+    report: dict[str, Any]
+    paths: ReportPaths
+    contacts: ContactList
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and paths: what a log line or XCom may carry."""
+        return {"reference": self.report["reference"], "records": self.report["totals"]["records"],
+                "persons": self.report["persons"]["total"], "notify_by": self.report["assessment"]["notify_authority_by"],
+                "processor_customers": len(self.report["processor_customers"]),
+                "report": str(self.paths.html), "contact_list": str(self.contacts.folder)}
+
+
+def scope_breach(scope: BreachScope, *, catalog: Catalog, policy: Policy, tag_engine: Engine, report_dir: Path,
+                 protected_dir: Path, now: datetime | None = None) -> BreachResult:
+    """Count what the breach touches, write the protected contact list and the report."""
+    now = now or datetime.now(timezone.utc)
+    values = _bind(scope)
+    edges = _parent_edges(catalog)
+    contacts = _protected_folder(protected_dir, scope.reference)
+    tally = _Tally()
+    with tag_engine.connect() as conn:
+        records = [dict(r._mapping) for r in conn.execute(_statement(tag_engine, "breach_records"), values)]
+        categories = [dict(r._mapping) for r in conn.execute(_statement(tag_engine, "breach_categories"), values)]
+        identifiers = [dict(r._mapping) for r in conn.execute(_statement(tag_engine, "breach_identifiers"), values)]
+        with _owner_only(contacts.locations) as f:
+            writer = csv.writer(f)
+            writer.writerow(("subject_hash", "kind", "source", "record_key", "field", "where", "exposure"))
+            _consume(_stream(conn, _statement(tag_engine, "breach_refs"), values), tally, writer, "direct")
+            children = {c for c, _ in edges}
+            if children & set(scope.all_sources):  # orders, tickets, ...: their owners are affected too
+                stmt, edge_values = _linked_statement(tag_engine, edges)
+                _consume(_stream(conn, stmt, values | edge_values), tally, writer, "linked")
+    with _owner_only(contacts.persons) as f:
+        writer = csv.writer(f)
+        writer.writerow(("person", "subject_hash"))
+        for n, _, hashes in tally.groups.persons():
+            writer.writerows((n, h) for h in hashes)
+    report = build_breach_report(scope, policy=policy, records=records, categories=categories,
+                                 identifiers=identifiers, tally=tally, now=now)
+    return BreachResult(report, write_breach_report(report, report_dir), contacts)
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def build_breach_report(scope: BreachScope, *, policy: Policy, records: list[dict[str, Any]],
+                        categories: list[dict[str, Any]], identifiers: list[dict[str, Any]], tally: _Tally,
+                        now: datetime) -> dict[str, Any]:
+    per_source: dict[str, dict[str, int]] = {}
+    for r in records:
+        s = per_source.setdefault(r["source"], {"records": 0, "undated": 0})
+        s["records"] += int(r["records"])
+        s["undated"] += int(r["undated"])
+    processors = _processor_customers(policy, records, tally)
+    kinds = [{"kind": r["kind"], "where": "free_text" if r["free_text"] else "structured",
+              "identifiers": int(r["identifiers"]), "occurrences": int(r["occurrences"]), "records": int(r["records"])}
+             for r in identifiers]
+    exposed = {k["kind"] for k in kinds}
+    activities = sorted({c["activity"] for c in categories})
+    data_categories = sorted({c["category"] for c in categories})
+    persons = tally.groups.counts()
+    indicators = _risk_indicators(exposed, kinds, processors, data_categories, policy)
+    notify_by = scope.notify_by
+    return {
+        "report": "breach scope",
+        "reference": scope.reference,
+        "controller": policy.controller.name,
+        "generated_at": now.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "scope": {
+            "sources": list(scope.sources),
+            "object_prefix": scope.prefix.uri if scope.prefix else None,
+            "object_sources": list(scope.prefix.sources) if scope.prefix else [],
+            "window": {"from": _iso(scope.window_from), "to": _iso(scope.window_to)},
+            "undated_records_included": bool(scope.window_from or scope.window_to),
+        },
+        "totals": {"records": sum(s["records"] for s in per_source.values()),
+                   "undated_records": sum(s["undated"] for s in per_source.values()),
+                   "identifier_locations": tally.locations},
+        "sources": [{"source": name, **counts} for name, counts in sorted(per_source.items())],
+        "persons": persons,
+        "identifier_kinds": kinds,
+        "categories": [{**c, "records": int(c["records"]),
+                        "label": policy.categories[c["category"]].label_sv if c["category"] in policy.categories else ""}
+                       for c in categories],
+        "processor_customers": processors,
+        "assessment": {
+            "discovered_at": scope.discovered_at.isoformat(timespec="minutes"),
+            "notify_authority_by": notify_by.isoformat(timespec="minutes"),
+            "notify_authority_by_local": notify_by.astimezone(LOCAL_TIME).isoformat(timespec="minutes"),
+            "hours_left": round((notify_by - now).total_seconds() / 3600, 1),
+            "approximate_persons": persons["total"],
+            "approximate_records": sum(s["records"] for s in per_source.values()),
+            "categories_of_persons": [{"activity": a, "label": policy.activities[a].label_sv if a in policy.activities else ""}
+                                      for a in activities],
+            "categories_of_data": data_categories,
+            "identifier_kinds_exposed": sorted(exposed),
+            "risk_indicators": indicators,
+            "processor_customers_to_inform": [p["customer"] for p in processors],
+            # For a person to write: the pipeline cannot know them.
+            "nature_of_breach": "",
+            "likely_consequences": "",
+            "measures_taken": "",
+            "measures_proposed": "",
+            "persons_to_be_informed": "",  # Art. 34: yes/no and why (high risk?)
+            "contact_list": "in the protected folder (keyed hashes and record keys; not in this report)",
+        },
+    }
+
+
+def _processor_customers(policy: Policy, records: list[dict[str, Any]], tally: _Tally) -> list[dict[str, Any]]:
+    """Customers whose (processor-role) data is involved: they are the controllers, and must be told (Art. 33(2))."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r["role"] != "processor":
+            continue
+        c = out.setdefault(r["controller"], {"customer": r["controller"], "records": 0, "sources": []})
+        c["records"] += int(r["records"])
+        c["sources"].append(r["source"])
+    for customer, c in out.items():
+        known = policy.processor_customers.get(customer)
+        c["name"] = known.name if known else ""
+        c["known_customer"] = known is not None
+        c["persons"] = len({tally.groups.root_of(n) for n in tally.by_controller.get(customer, ())})
+    return [out[k] for k in sorted(out)]
+
+
+def _risk_indicators(exposed: set[str], kinds: list[dict[str, Any]], processors: list[dict[str, Any]],
+                     data_categories: list[str], policy: Policy) -> list[str]:
+    notes = []
+    if "personnummer" in exposed:
+        notes.append("personnummer exposed: a national identity number (Art. 87; IMY treats it as sensitive), "
+                     "a risk of identity fraud")
+    if any(k["where"] == "free_text" for k in kinds) or any(
+            policy.categories[c].free_text for c in data_categories if c in policy.categories):
+        notes.append("free text exposed: messages may hold anything people chose to write, special categories included")
+    if exposed & {"email", "phone"}:
+        notes.append("contact data exposed: a risk of phishing and unwanted contact")
+    if processors:
+        notes.append(f"processor data of {len(processors)} customer(s): tell each without undue delay (Art. 33(2))")
+    if any(not p["known_customer"] for p in processors):
+        notes.append("processor data whose customer is not in the policy: find the controller before notifying")
+    return notes
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def write_breach_report(report: dict[str, Any], report_dir: Path) -> ReportPaths:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"breach-{safe_file_name(report['reference'])}"
+    paths = ReportPaths(report_dir / f"{stem}.json", report_dir / f"{stem}.html")
+    paths.json.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    paths.html.write_text(env.get_template("breach.html.j2").render(r=report), encoding="utf-8")
+    return paths
