@@ -307,7 +307,8 @@ def test_a_person_in_several_objects_is_extracted_then_erased_everywhere_and_ver
     assert sum(1 for f in fields if f.get("email") == "Anna.Berg@example.se") == 2
     assert sum(1 for f in fields if f.get("sender_email") == "anna.berg@example.se") == 1
     assert extract["mentions"] == [{"activity": "email", "category": "case_details", "count": 1,
-                                    "excerpts": ["Prata med anna.berg@example.se om offerten."]}]
+                                    "excerpts": [{"text": "Prata med anna.berg@example.se om offerten.",
+                                                  "found_by": "canonical"}]}]
 
     actions = plan_erasure(catalog, POLICY, tags, hashes, TODAY)
     scope = RequestScope(catalog, backends, tags, hasher, ids, hashes)

@@ -186,7 +186,8 @@ def test_extract_includes_referenced_records_and_no_own_record_as_a_mention(crm,
     # text around it with the other person's phone number redacted (Art. 15(4)).
     assert [(m["category"], m["count"]) for m in extract["mentions"]] == [("case_details", 1)]
     excerpt, = extract["mentions"][0]["excerpts"]
-    assert "anna.berg@exempel.se" in excerpt and "[raderad]" in excerpt and "765" not in excerpt
+    assert "anna.berg@exempel.se" in excerpt["text"] and "[raderad]" in excerpt["text"] and "765" not in excerpt["text"]
+    assert excerpt["found_by"] == "canonical"
 
 
 def test_nightly_plan_follows_parents_fallbacks_withdrawals_and_fiscal_years(crm) -> None:  # type: ignore[no-untyped-def]

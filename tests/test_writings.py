@@ -193,3 +193,27 @@ def test_an_erasure_with_one_writing_left_on_purpose_is_not_verified(planted) ->
     assert _text(world, "email_threads", 9400) == MESSAGE.format("test.person [at] exempel.se")
     for (source, key), name in rows.items():  # everything the index knew is gone all the same
         assert _text(world, source, key) == MESSAGE.format(REDACTED), name
+
+
+def test_the_access_extract_shows_every_writing_and_how_it_was_found(planted) -> None:  # type: ignore[no-untyped-def]
+    from lifecycle.rights.extract import build_extract
+    from lifecycle.rights.requests import SubjectIdentifiers
+    from tests.request_world import TODAY
+
+    world, rows = planted
+    engine, tags = world.engines()
+    # Written after the scan: only the targeted search for the person's own identifiers finds it.
+    # One digit at a time is a writing no detector reads as a phone number: the search reads it.
+    insert(engine, "email_threads", _message_row("email_threads", 9400, MESSAGE.format("0 7 0 5 5 5 1 2 3 4")))
+    policy, catalog = world.config()
+    ids = SubjectIdentifiers.parse(_ids(), TODAY.year)
+    extract = build_extract("DSR-X", catalog=catalog, policy=policy, source_engines={"lifecycle_demo": engine},
+                            tag_engine=tags, hashes=ids.hashes(world.hasher(), TODAY.year), hasher=world.hasher(),
+                            year=TODAY.year, identifiers=ids)
+    excerpts = [x for m in extract["mentions"] for x in m["excerpts"]]
+    late = [x for x in excerpts if "0 7 0 5 5 5 1 2 3 4" in x["text"]]
+    assert [x["found_by"] for x in late] == ["targeted"]
+    assert {x["found_by"] for x in excerpts} >= {"canonical", "spaced", "obfuscated", "unicode", "targeted"}
+    for written, _ in WRITINGS.values():  # every planted writing is shown to the person
+        assert any(written in x["text"] for x in excerpts), written
+    assert not any("eva.ek@exempel.se" in x["text"] or "0701234567" in x["text"] for x in excerpts)  # Art. 15(4)

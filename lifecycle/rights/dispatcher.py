@@ -92,7 +92,8 @@ def _fulfil(request: SubjectRequest, ws: Workspace, *, report_dir: Path, extract
     ledger = register_request(ws.tag_engine, request.reference, request.request_type, request.received_on)
     if request.request_type == "access":
         extract = build_extract(request.reference, catalog=ws.catalog, policy=ws.policy, source_engines=ws.backends,
-                                tag_engine=ws.tag_engine, hashes=hashes, hasher=ws.hasher, year=year)
+                                tag_engine=ws.tag_engine, hashes=hashes, hasher=ws.hasher, year=year,
+                                identifiers=request.identifiers)
         paths = write_extract(extract, extract_dir)
         summary = {"activities": len(extract["groups"]), "records": sum(len(g["records"]) for g in extract["groups"]),
                    "mentions": sum(m["count"] for m in extract["mentions"])}
