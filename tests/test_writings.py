@@ -217,3 +217,23 @@ def test_the_access_extract_shows_every_writing_and_how_it_was_found(planted) ->
     for written, _ in WRITINGS.values():  # every planted writing is shown to the person
         assert any(written in x["text"] for x in excerpts), written
     assert not any("eva.ek@exempel.se" in x["text"] or "0701234567" in x["text"] for x in excerpts)  # Art. 15(4)
+
+
+def test_the_scan_counts_free_text_identifiers_by_writing(planted) -> None:  # type: ignore[no-untyped-def]
+    from lifecycle.discovery.scan import scan_source
+    from tests.request_world import TODAY
+
+    world, rows = planted
+    engine, tags = world.engines()
+    policy, catalog = world.config()
+    for source_name in SOURCES:
+        stats = scan_source(catalog.source(source_name), policy, source_engine=engine, tag_engine=tags,
+                            hasher=world.hasher(), run_id="n3", logical_date=TODAY, full_rescan=True)
+        planted_here: dict[str, int] = {}
+        for (source, _), name in rows.items():
+            if source == source_name:
+                writing = WRITINGS[name][1]
+                planted_here[writing] = planted_here.get(writing, 0) + 1
+        for writing, n in planted_here.items():
+            assert stats.free_text_by_writing.get(writing, 0) >= n, (source_name, writing)
+        assert sum(stats.free_text_by_writing.values()) <= stats.free_text_refs

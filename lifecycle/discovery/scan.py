@@ -65,6 +65,9 @@ class ScanStats:
     objects_unchanged: int = 0
     object_findings: list[dict[str, str]] = field(default_factory=list)
     by_category_basis: dict[str, int] = field(default_factory=dict)
+    # Identifiers found in free text by how they were written (detect.WRITINGS): canonical,
+    # spaced, obfuscated, unicode. Shows operators how much only the wider readings catch.
+    free_text_by_writing: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,6 +133,12 @@ class Tagger:
         self.free_text_columns = source.free_text_columns
         # Deadlines depend on few distinct inputs (dates repeat): compute each once.
         self._deadlines: dict[tuple[Any, ...], Any] = {}
+        self._writings: dict[str, int] = {}
+
+    def take_writings(self) -> dict[str, int]:
+        """Free-text identifiers found since the last call, by writing."""
+        taken, self._writings = self._writings, {}
+        return taken
 
     def basis_of(self, category: str, row: dict[str, Any]) -> str | None:
         spec = self.source.basis_spec(category)
@@ -268,6 +277,7 @@ class Tagger:
                 kind = FREE_TEXT_KINDS.get(finding.kind)
                 if kind:
                     refs.append(self._ref(self.hasher.hash(kind, finding.normalised), key, col, kind))
+                    self._writings[finding.writing] = self._writings.get(finding.writing, 0) + 1
             # The one reliable name signal: the name this record holds in a structured column.
             name_col = self.subject_columns.get("name")
             name = row.get(name_col) if name_col else None
@@ -597,7 +607,7 @@ def _scan_source(source: Source, policy: Policy, *, source_engine: Engine, tag_e
                     highest = row[tracking]
             forget = [str(r[source.primary_key]) for r in rows] if stats.mode == "incremental" else []
             writer.submit(forget, tags, refs)
-            count_into(stats, len(rows), tags, refs, source)
+            count_into(stats, len(rows), tags, refs, source, tagger.take_writings())
             pausepoint("scan:chunk-written")
             if progress:
                 progress(stats.records, total)
@@ -655,8 +665,10 @@ def analyze(tag_engine: Engine) -> None:
 
 
 def count_into(stats: ScanStats, records: int, tags: list[dict[str, Any]],
-                refs: list[dict[str, Any]], source: Source) -> None:
+                refs: list[dict[str, Any]], source: Source, writings: dict[str, int] | None = None) -> None:
     stats.records += records
+    for writing, n in (writings or {}).items():
+        stats.free_text_by_writing[writing] = stats.free_text_by_writing.get(writing, 0) + n
     stats.tags += len(tags)
     stats.subject_refs += len(refs)
     free = set(source.free_text_columns)

@@ -53,6 +53,7 @@ def build_report(
                 "full_scan_reason": scan.get("full_reason", ""),
                 "deleted_since_last_scan": scan.get("deleted", 0),
                 "identifiers_in_free_text": scan.get("free_text_refs", 0),
+                "free_text_by_writing": scan.get("free_text_by_writing") or {},
                 "schema_findings": scan.get("schema_findings", []),
                 # Object-storage sources: objects by keyed reference, never by key.
                 "object_findings": scan.get("object_findings", []),

@@ -331,7 +331,7 @@ class Store:
                     refs += row_refs
                 if keys:
                     writer.submit(keys, tags, refs)
-                count_into(stats, len(keys), tags, refs, source)
+                count_into(stats, len(keys), tags, refs, source, tagger.take_writings())
                 if progress:
                     progress(stats.records, total)
         except BaseException:
