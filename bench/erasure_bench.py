@@ -39,6 +39,7 @@ from lifecycle.config.policy import load_policy  # noqa: E402
 from lifecycle.rights.requests import SubjectIdentifiers  # noqa: E402
 from lifecycle.discovery.scan import scan_source  # noqa: E402
 from lifecycle.tagstore.sqlfiles import load_sql  # noqa: E402
+from lifecycle.stores.search_index import create_search_indexes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 11, 25)
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace, source_url: str, source_schema: str, tag_schem
         """Erase ``count`` customers; per request: total latency, its verification, a bare lookup."""
         latencies, verifications, baselines, planted, left = [], [], [], 0, 0
         for k in range(first, first + count):
-            customer = 1 + k * max(1, mentioned // (2 * args.requests))
+            customer = 1 + k * max(1, mentioned // (3 * args.requests))
             email = f"kund{customer}@exempel.se"
             with engine.connect() as conn:
                 t0 = time.perf_counter()
@@ -194,6 +195,11 @@ def run(args: argparse.Namespace, source_url: str, source_schema: str, tag_schem
                 conn.execute(text(f"CREATE INDEX ON {table} (({digits.format(column='contact_phone')}))"))
                 conn.execute(text(f"ANALYZE {table}"))
         rounds.append(("expression indexes on the identifier columns", erase_some(args.requests, args.requests)))
+        # The product's own search indexes (lifecycle.stores.search_index): trigram indexes on the
+        # free text and its digits, a partial index on rows holding disguising characters.
+        print(f"with search indexes on the free text too, erasing {args.requests} more ...")
+        create_search_indexes(engine, [catalog.source(n) for n in SOURCES])
+        rounds.append(("search indexes (free text too)", erase_some(2 * args.requests, args.requests)))
     baseline = rounds[0][1][2]
     print()
     print(f"sources: {n_customers:,} customers, {n_invoices:,} invoices, {n_messages:,} messages on {server(engine)}; "

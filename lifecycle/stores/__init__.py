@@ -13,4 +13,5 @@ __all__, __getattr__ = public_surface(__name__, {
     "references": ("Reached", "check_foreign_keys", "reach", "unreachable", "undeclared_dependents"),
     "registry": ("backend_for", "open_store", "open_stores"),
     "s3": ("Encryption", "ObjectStore"),
+    "search_index": ("create_search_indexes", "has_text_indexes", "index_specs"),
 })
