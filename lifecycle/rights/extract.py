@@ -20,7 +20,7 @@ from lifecycle.stores import open_stores
 from lifecycle.discovery import locate
 from lifecycle.stores import reach
 from lifecycle.discovery import REDACTED, SubjectHasher, find_identifiers, mentions, person_spans, redact
-from lifecycle.discovery.detect import Finding
+from lifecycle.discovery import Finding
 from lifecycle.rights.requests import SubjectIdentifiers
 from lifecycle.rights.verify import Probe, verify_in_sources
 from lifecycle.tagstore import record_tag
