@@ -83,6 +83,7 @@ _IPV6 = re.compile(r"[0-9A-Fa-f:](?<![\w.][0-9A-Fa-f:])[0-9A-Fa-f:]{1,38}"
                    r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![\w:]|\.[0-9])")
 _COLON_RUN = re.compile(r":[0-9A-Fa-f:]*")
 _HEX = frozenset("0123456789abcdefABCDEF")
+_ANY_DIGIT = re.compile(r"[0-9]")
 _IPV4_HINT = re.compile(r"\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
 _IPV4 = re.compile(r"[0-9](?<![\w.][0-9])[0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?!\w|\.[0-9])")
 # 12 digits only with a century (19, 20) or the organisation prefix 16; else 10 digits. Also
@@ -100,9 +101,10 @@ _SEPARATORS = " -\u2013\u00a0"  # space, hyphen, en dash (word processors), no-b
 # a slash only after the area code (08/123 45 67: "070-123 45 67/08-123 45 67" is two numbers).
 _SEP = "[ \u00a0]?[-\u2013 \u00a0.][ \u00a0]?"
 _RUN_END = "(?![-\u2013 \u00a0.]?[0-9]|\\w)"  # the whole run of digit groups is the number, no more
-_PHONE = re.compile(  # 070-123 45 67, 0046 70 123 45 67, 0046 (0)8-123 456 78, 070.123.45.67, 08/123 45 67
-    rf"0(?:(?:046(?:{_SEP})?(?:\(0\)(?:{_SEP})?|0(?:{_SEP})?)?)?[1-9](?:(?:{_SEP})?[0-9]){{5,10}}"
-    rf"|[1-9][0-9]{{0,2}}/[0-9](?:(?:{_SEP})?[0-9]){{4,8}}){_RUN_END}")
+# The slashed form (08/123 45 67) apart: looked for only in texts holding a '/'.
+_PHONE = re.compile(  # 070-123 45 67, 0046 70 123 45 67, 0046 (0)8-123 456 78, 070.123.45.67
+    rf"0(?:(?:046(?:{_SEP})?(?:\(0\)(?:{_SEP})?|0(?:{_SEP})?)?)?[1-9](?:(?:{_SEP})?[0-9]){{5,10}}){_RUN_END}")
+_PHONE_SLASHED = re.compile(rf"0[1-9][0-9]{{0,2}}/[0-9](?:(?:{_SEP})?[0-9]){{4,8}}{_RUN_END}")  # 08/123 45 67
 _PHONE_MARKED = re.compile(  # +46 (0)70-123 45 67, +46 8 123 456 78, (08) 123 45 67
     rf"(?:\+46(?:{_SEP})?(?:\(0\)(?:{_SEP})?|0(?:{_SEP})?)?[1-9](?:(?:{_SEP})?[0-9]){{5,10}}"
     rf"|\(0[1-9][0-9]{{0,2}}\)(?:{_SEP})?[1-9](?:(?:{_SEP})?[0-9]){{4,7}}){_RUN_END}")
@@ -542,6 +544,8 @@ def _labelled_other_number(text: str, start: int) -> bool:
 def _phones(text: str) -> list[Candidate]:
     found: list[Candidate] = []
     patterns = [_PHONE]
+    if "/" in text:
+        patterns.append(_PHONE_SLASHED)
     if ("+" in text and "+46" in text) or ("(" in text and "(0" in text):
         patterns.append(_PHONE_MARKED)
     if " 46" in text or "(46" in text or "\n46" in text or text.startswith("46"):
@@ -721,7 +725,8 @@ def readable(text: str) -> str:
 
 
 def _candidates(text: str, reference_year: int) -> list[Candidate]:
-    found = _identity_numbers(text, reference_year) + _phones(text)
+    digits = _ANY_DIGIT.search(text) is not None  # a quarter of messages hold no number at all
+    found = _identity_numbers(text, reference_year) + _phones(text) if digits else []
     if "@" in text:
         found += _emails(text)
     if "(" in text or "[" in text or "{" in text or "<" in text or "nabel" in text or "dot" in text:
@@ -730,9 +735,9 @@ def _candidates(text: str, reference_year: int) -> list[Candidate]:
         found += _urls(text)
     if ":" in text and ("::" in text or text.count(":") >= 6):  # a full IPv6 address has 7 colons, 6 with IPv4 inside
         found += _ipv6s(text)
-    if _IPV4_HINT.search(text):
+    if digits and _IPV4_HINT.search(text):
         found += _ipv4s(text)
-    if "\n" in text and _LINE_STARTING_WITH_DIGIT.search(text) and (joined := _rewrite(text, _digit_break_edits(text))):
+    if digits and "\n" in text and _LINE_STARTING_WITH_DIGIT.search(text) and (joined := _rewrite(text, _digit_break_edits(text))):
         numbers = _identity_numbers(joined.text, reference_year) + _phones(joined.text)
         found += [joined.original(c, text) for c in numbers if joined.touched(c)]
     return found
