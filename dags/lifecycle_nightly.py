@@ -4,10 +4,15 @@
 Every night (02:00 Europe/Stockholm) the pipeline enforces the privacy policy on every source
 in the catalog:
 
-1. **scan and tag** each source (one mapped task per source): category, activity, lawful basis,
-   role, retention clock and deadline of every record, and the keyed hashes of every identifier
-   in it (free text included), into the tag store; incremental where the catalog gives a
-   change signal, in full when the catalog, policy or detectors changed or on request;
+1. **scan and tag** each source: category, activity, lawful basis, role, retention clock and
+   deadline of every record, and the keyed hashes of every identifier in it (free text
+   included), into the tag store; incremental where the catalog gives a change signal, in full
+   when the catalog, policy or detectors changed or on request. `scan_partitions` decides each
+   source's scan and splits the full scan of a large SQL table into primary-key ranges of about
+   the catalog's `partition_rows`; `scan_partition` (mapped) reads one range, side by side on as
+   many workers as there are; `finish_scan` (mapped per source) runs once all of a source's
+   partitions succeeded: deleted records dropped, the rebuilt index swapped in, the watermark
+   advanced. A failed partition is retried alone (clear it and its downstream);
 2. **validate** the tag store with Great Expectations (after records without a clock of their
    own took their parent's deadline): every record has an allowed lawful basis, no record is past
    its deadline;
@@ -83,9 +88,21 @@ def lifecycle_nightly():
     def load_catalog() -> list[str]:
         return nightly.selected_sources(get_current_context()["params"])
 
-    @task(max_active_tis_per_dagrun=2)
-    def scan_and_tag(source: str) -> dict:
-        return nightly.scan(source, get_current_context())
+    @task
+    def scan_partitions(sources: list[str]) -> list[dict]:
+        return nightly.scan_partitions(sources, get_current_context())
+
+    @task(max_active_tis_per_dagrun=4, map_index_template="{{ partition_label }}")
+    def scan_partition(partition: dict) -> dict:
+        context = get_current_context()
+        context["partition_label"] = f"{partition['source']} {partition['index'] + 1}/{partition['count']}"
+        return nightly.scan_partition(partition, context)
+
+    @task(map_index_template="{{ source_label }}")
+    def finish_scan(source: str, partitions: list[dict]) -> dict:
+        context = get_current_context()
+        context["source_label"] = source
+        return nightly.finish_scan(source, partitions, context)
 
     @task(outlets=[VISIT_AGGREGATES])
     def aggregate_analytics(sources: list[str]) -> list[dict]:
@@ -132,7 +149,8 @@ def lifecycle_nightly():
         return nightly.records_of_processing(get_current_context())
 
     sources = load_catalog()
-    scans = scan_and_tag.expand(source=sources)
+    scanned = scan_partition.expand(partition=scan_partitions(sources))
+    scans = finish_scan.partial(partitions=scanned).expand(source=sources)
     before = validate_before(scans)
     planned = plan(sources, before)
     aggregated = aggregate_analytics(sources)

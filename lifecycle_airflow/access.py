@@ -62,8 +62,9 @@ def may_see_compliance(auth_manager: Any, user: Any) -> bool:
     closed to viewers even where the plain SimpleAuthManager is configured)."""
     if not auth_manager.is_authorized_custom_view(method="GET", resource_name=COMPLIANCE_VIEW, user=user):
         return False
-    role = getattr(user, "role", None)  # other auth managers' users answered above
-    return role is None or holds(role, required_role(COMPLIANCE_ROLE_ENV))
+    if not isinstance(user, SimpleAuthManagerUser):  # FAB and others answered above, from their own roles
+        return True
+    return holds(user.role, required_role(COMPLIANCE_ROLE_ENV))
 
 
 class LifecycleAuthManager(SimpleAuthManager):
@@ -84,3 +85,50 @@ class LifecycleAuthManager(SimpleAuthManager):
         if resource_name == COMPLIANCE_VIEW:
             return holds(user.role, required_role(COMPLIANCE_ROLE_ENV))
         return super().is_authorized_custom_view(method=method, resource_name=resource_name, user=user)
+
+
+# -- under FAB's auth manager (docker-compose) -------------------------------------------------
+# FAB's own User, Op and Viewer roles carry rights on every DAG ("DAGs"), the request DAG
+# included. These roles take the DAG-wide rights out and give them back DAG by DAG, so only the
+# privacy role reaches the request DAG (whose runs carry identifiers) and answers approvals.
+FAB_PRIVACY_ROLE = "Lifecycle privacy"
+FAB_OPERATOR_ROLE = "Lifecycle operator"
+FAB_VIEWER_ROLE = "Lifecycle viewer"
+FAB_COMPLIANCE_ROLE = "Lifecycle compliance"
+_DAG_WIDE = {("can_read", "DAGs"), ("can_edit", "DAGs"), ("can_delete", "DAGs")}
+
+
+def fab_role_permissions(viewer: set[tuple[str, str]], user: set[tuple[str, str]],
+                         other_dags: tuple[str, ...]) -> dict[str, set[tuple[str, str]]]:
+    """(action, resource) pairs of each Lifecycle role, from FAB's Viewer and User roles."""
+    def per_dag(actions: tuple[str, ...]) -> set[tuple[str, str]]:
+        return {(action, f"DAG:{dag}") for dag in other_dags for action in actions}
+
+    page = {("can_read", COMPLIANCE_VIEW)}
+    return {
+        FAB_VIEWER_ROLE: (viewer - _DAG_WIDE) | per_dag(("can_read",)),
+        FAB_OPERATOR_ROLE: (user - _DAG_WIDE - {("can_edit", "HITL Detail")}) | per_dag(("can_read", "can_edit")),
+        FAB_PRIVACY_ROLE: user | page,  # every DAG, the request DAG and approvals included
+        FAB_COMPLIANCE_ROLE: page,
+        "Admin": page,
+    }
+
+
+def prepare_fab_roles(other_dags: tuple[str, ...] = ("lifecycle_nightly",)) -> None:
+    """Create (or complete) the Lifecycle roles in FAB's database: run by the docker-compose init
+    service after ``airflow db migrate``. ``other_dags``: the DAGs besides the request DAG."""
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+
+        def pairs(role: str) -> set[tuple[str, str]]:
+            return {(p.action.name, p.resource.name) for p in sm.find_role(role).permissions}
+
+        wanted = fab_role_permissions(pairs("Viewer"), pairs("User"), other_dags)
+        for name, permissions in wanted.items():
+            role = sm.find_role(name) or sm.add_role(name)
+            missing = sorted(permissions - pairs(name))
+            for action, resource in missing:  # create_permission makes the resource too (DAG:..., the page)
+                sm.add_permission_to_role(role, sm.create_permission(action, resource))
+            print(f"FAB role {name}: {len(missing)} permissions added")

@@ -77,7 +77,8 @@ class LifecycleApproval(HITLOperator):
         self.subject, self.body = request["subject"], request["body"]
         self.response_timeout = timeout()
         listed = approvers(setting(APPROVERS_VARIABLE))
-        allowed = [u for u in listed if u != request.get("requested_by")]
+        # Four eyes: whoever triggered a subject request is not among those who may answer it.
+        allowed = [u for u in listed if request["kind"] != "request" or u != request.get("requested_by")]
         if listed and not allowed:
             raise ApprovalConfigError(f"{APPROVERS_VARIABLE}: no approver other than the requester "
                                       f"{request.get('requested_by')!r}")

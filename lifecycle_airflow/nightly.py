@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from lifecycle.enforcement import enforce_source
 from lifecycle.discovery import ensure_installation_key
+from lifecycle.discovery import Partition, ScanStats, finish_partitions, plan_partitions, run_partition
 from lifecycle.errors import AuditChainBrokenError, KeyMismatchError, SinkError, ValidationFailedError
 from lifecycle.enforcement import build_plan, inherit_parent_clocks, reference_pairs, register_run, summarise_plan
 from lifecycle.enforcement import decisions as approval_decisions, withheld_stats
@@ -58,6 +59,7 @@ def selected_sources(params: dict[str, Any]) -> list[str]:
 
 
 def scan(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
+    """One source scanned whole by its store (objects, lake tables): one task, as it always was."""
     policy, catalog = runtime.load_config(runtime.settings())
     source = catalog.source(source_name)
     store = runtime.store(source, runtime.tag_store_engine())
@@ -65,17 +67,76 @@ def scan(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
                        full_rescan=bool(context["params"].get("full_rescan")),
                        rotate_key=bool(context["params"].get("rotate_key")),
                        progress=progress_logger(f"scan {source.name}"), catalog_file=str(runtime.settings().catalog_path))
+    log_scan(stats)
+    return stats.to_dict()
+
+
+def log_scan(stats: ScanStats) -> None:
     log.info("scanned %s (%s%s): %d records read, %d tags, %d violations, %d identifiers in free text, "
-             "%d deleted records dropped, in %.2fs", source.name, stats.mode,
+             "%d deleted records dropped, in %.2fs", stats.source, stats.mode,
              f": {stats.full_reason}" if stats.full_reason else "", stats.records, stats.tags, stats.violations,
              stats.free_text_refs, stats.deleted, stats.seconds)
     for finding in stats.schema_findings:
-        log.warning("schema drift in %s: %s %s", source.name, finding["finding"], finding["column"])
+        log.warning("schema drift in %s: %s %s", stats.source, finding["finding"], finding["column"])
     if stats.objects_read or stats.objects_unchanged:
-        log.info("%s: %d objects read, %d unchanged since the last scan", source.name, stats.objects_read,
+        log.info("%s: %d objects read, %d unchanged since the last scan", stats.source, stats.objects_read,
                  stats.objects_unchanged)
     for finding in stats.object_findings:  # objects by keyed reference: their keys may name people
-        log.warning("object %s in %s: %s: %s", finding["object_ref"], source.name, finding["finding"], finding["problem"])
+        log.warning("object %s in %s: %s: %s", finding["object_ref"], stats.source, finding["finding"], finding["problem"])
+
+
+def scan_partitions(sources: list[str], context: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each source's scan decided once and split (lifecycle.discovery.partitions): a full scan of
+    a large SQL table into key ranges of about the catalog's partition_rows, anything else into
+    one; a source that is not a SQL table is scanned whole by its store (``plan`` None)."""
+    policy, catalog = runtime.load_config(runtime.settings())
+    engine = runtime.tag_store_engine()
+    out: list[dict[str, Any]] = []
+    for source in [catalog.source(n) for n in sources]:
+        if source.table is None:
+            out.append({"source": source.name, "index": 0, "count": 1, "lo": None, "hi": None, "plan": None})
+            continue
+        parts = plan_partitions(source, policy, source_engine=runtime.backend(source), tag_engine=engine,
+                                hasher=runtime.hasher(), run_id=context["run_id"],
+                                full_rescan=bool(context["params"].get("full_rescan")),
+                                rotate_key=bool(context["params"].get("rotate_key")),
+                                catalog_file=str(runtime.settings().catalog_path))
+        plan = parts[0].plan
+        log.info("scan of %s: %s%s, %d partition(s)", source.name, plan["mode"],
+                 f" ({plan['full_reason']})" if plan["full_reason"] else "", len(parts))
+        out.extend(p.to_dict() for p in parts)
+    return out
+
+
+def scan_partition(partition: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """One partition; a retry (try 2 or later, or a cleared task) upserts what its failed
+    attempt wrote instead of copying it in again."""
+    if partition["plan"] is None:
+        return {"partition": partition, "stats": scan(partition["source"], context)}
+    policy, catalog = runtime.load_config(runtime.settings())
+    source = catalog.source(partition["source"])
+    part = Partition.from_dict(partition)
+    label = f"scan {source.name} [{part.index + 1}/{part.count}]"
+    result = run_partition(part, source, policy, source_engine=runtime.backend(source),
+                           tag_engine=runtime.tag_store_engine(), hasher=runtime.hasher(),
+                           logical_date=runtime.logical_date(context), retry=context["ti"].try_number > 1,
+                           progress=progress_logger(label))
+    stats = result["range"]["stats"]
+    log.info("%s, keys [%s, %s): %d records, %d tags, in %.2fs", label, part.lo, part.hi, stats["records"],
+             stats["tags"], stats["seconds"])
+    return result
+
+
+def finish_scan(source_name: str, partitions: list[dict[str, Any]], context: dict[str, Any]) -> dict[str, Any]:
+    """Once every partition of the source succeeded: deleted records, index swap, watermark."""
+    _, catalog = runtime.load_config(runtime.settings())
+    source = catalog.source(source_name)
+    mine = [r for r in partitions if r["partition"]["source"] == source.name]
+    if len(mine) == 1 and mine[0]["partition"]["plan"] is None:
+        return dict(mine[0]["stats"])
+    stats = finish_partitions(source, mine, source_engine=runtime.backend(source),
+                              tag_engine=runtime.tag_store_engine(), hasher=runtime.hasher())
+    log_scan(stats)
     return stats.to_dict()
 
 

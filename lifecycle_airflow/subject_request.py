@@ -83,11 +83,10 @@ def four_eyes(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decision(context: dict[str, Any], reference: str) -> ApprovalRecord | None:
-    """The four-eyes decision on this run's request; None when four eyes do not apply."""
-    if not _four_eyes_applies(context["params"]):
-        return None
+    """The four-eyes decision on this run's request, whenever one was recorded (a Variable turned
+    off since does not undo a rejection); None when four eyes did not apply."""
     record = approval_decisions(runtime.tag_store_engine(), "request", context["run_id"]).get(reference)
-    if record is None:
+    if record is None and _four_eyes_applies(context["params"]):
         raise ApprovalMissingError(f"request {reference}: four eyes apply (lifecycle_four_eyes) but no decision "
                                    "was recorded for this run; nothing was changed")
     return record

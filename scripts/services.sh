@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the test suite needs on this machine, started or installed when missing: PostgreSQL and
-# MariaDB with their `test` databases, Debian's chromium and chromium-driver (the browser test),
-# and the docker-compose client (it validates docker-compose.yaml). Called by scripts/test.sh.
+# MariaDB with their `test` databases, Redis (the Celery broker), Debian's chromium and
+# chromium-driver (the browser test), and the docker-compose client (it validates
+# docker-compose.yaml). Called by scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,18 @@ if mariadb_answers && ! mariadb_sql "SELECT 1" >/dev/null 2>&1; then
   mariadb -u root -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION" || true
 fi
 mariadb_sql "CREATE DATABASE IF NOT EXISTS test CHARACTER SET utf8mb4" || echo "could not create MariaDB database test" >&2
+
+# Redis on 127.0.0.1:6379: the Celery broker of tests/test_celery.py (and of docker-compose).
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  if ! command -v redis-server >/dev/null; then
+    echo "==> installing redis-server"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server >/dev/null; } || true
+  fi
+  echo "==> starting Redis"
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no >/dev/null || true
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
 
 # The browser test drives Debian's chromium through its chromedriver.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

@@ -30,8 +30,13 @@ def _sync_dags() -> None:
                        bundle.name, bundle.version)
 
 
+@pytest.fixture(scope="module")
+def dags_in_db(airflow_db) -> None:  # type: ignore[no-untyped-def]
+    _sync_dags()
+
+
 @pytest.fixture
-def api(airflow_db, tmp_path, monkeypatch) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def api(dags_in_db, tmp_path, monkeypatch) -> Iterator[object]:  # type: ignore[no-untyped-def]
     from airflow.api_fastapi.app import _AuthManagerState, create_app, purge_cached_app
     from fastapi.testclient import TestClient
 
@@ -41,7 +46,6 @@ def api(airflow_db, tmp_path, monkeypatch) -> Iterator[object]:  # type: ignore[
     monkeypatch.setenv("LIFECYCLE_REPORT_DIR", str(tmp_path / "reports"))
     monkeypatch.delenv("LIFECYCLE_PRIVACY_ROLE", raising=False)
     monkeypatch.delenv("LIFECYCLE_COMPLIANCE_ROLE", raising=False)
-    _sync_dags()
     purge_cached_app()
     yield TestClient(create_app(apps="core"))
     purge_cached_app()
@@ -127,3 +131,84 @@ def test_the_page_stays_closed_to_viewers_under_the_plain_simple_auth_manager(ap
     plain = SimpleAuthManager()
     assert not may_see_compliance(plain, SimpleAuthManagerUser(username="v", role="viewer"))
     assert may_see_compliance(plain, SimpleAuthManagerUser(username="o", role="op"))
+
+
+# The same rules under FAB's auth manager (docker-compose's), in a process of its own: FAB needs
+# its own tables and its own auth manager, which must not leak into the other tests' API server.
+FAB_CHECK = r'''
+import json, sys
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app, get_auth_manager
+from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+from airflow.providers.fab.auth_manager.models import User
+from airflow.utils.session import create_session
+from lifecycle_airflow.access import prepare_fab_roles
+from tests.test_access_control import REQUEST, _sync_dags
+
+_sync_dags()
+prepare_fab_roles()
+prepare_fab_roles()  # a second run adds nothing and breaks nothing
+people = {"dpo": "Lifecycle privacy", "operator": "Lifecycle operator", "auditor": "Lifecycle viewer",
+          "page_only": "Lifecycle compliance", "fab_user": "User"}
+with get_application_builder() as appbuilder:
+    for name, role in people.items():
+        appbuilder.sm.add_user(name, name, name, f"{name}@example.invalid", appbuilder.sm.find_role(role),
+                               password="not-used-" + name)
+client = TestClient(create_app(apps="core"))
+manager = get_auth_manager()
+found = {"auth_manager": type(manager).__name__}
+for name in people:
+    with create_session() as session:
+        headers = {"Authorization": "Bearer " + manager.generate_jwt(session.query(User).filter_by(username=name).one())}
+    found[name] = {
+        "trigger_request": client.post("/api/v2/dags/lifecycle_subject_request/dagRuns", headers=headers,
+                                       json={"logical_date": None, "conf": REQUEST}).status_code,
+        "request_runs": client.get("/api/v2/dags/lifecycle_subject_request/dagRuns", headers=headers).status_code,
+        "trigger_nightly": client.post("/api/v2/dags/lifecycle_nightly/dagRuns", headers=headers,
+                                       json={"logical_date": None, "conf": {}}).status_code,
+        "approve": client.patch("/api/v2/dags/lifecycle_nightly/dagRuns/none/taskInstances/confirm/-1/hitlDetails",
+                                headers=headers, json={"chosen_options": ["Approve"]}).status_code,
+        "page": client.get("/lifecycle/api/summary", headers=headers).status_code,
+    }
+print("FAB-RESULT " + json.dumps(found))
+'''
+
+
+def test_fab_roles_keep_requests_approvals_and_the_page_to_their_roles(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "LIFECYCLE_HOME": str(tmp_path / "lifecycle"),
+           "AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+           "AIRFLOW_CONN_LIFECYCLE_TAGSTORE": json.dumps({"conn_type": "generic", "extra": {
+               "sqlalchemy_url": f"sqlite:///{tmp_path / 'tagstore.db'}"}}),
+           "PYTHONPATH": str(ROOT)}
+    migrated = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+    assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
+    done = subprocess.run([sys.executable, "-c", FAB_CHECK], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("FAB-RESULT ")), None)
+    assert done.returncode == 0 and line, done.stdout[-3000:] + done.stderr[-3000:]
+    found = json.loads(line.removeprefix("FAB-RESULT "))
+    assert found.pop("auth_manager") == "FabAuthManager"
+    ok, refused, not_found = 200, 403, 404  # 404: past the access check, no task waits for an answer
+    assert found == {
+        "dpo": {"trigger_request": ok, "request_runs": ok, "trigger_nightly": ok, "approve": not_found, "page": ok},
+        "operator": {"trigger_request": refused, "request_runs": refused, "trigger_nightly": ok, "approve": refused,
+                     "page": refused},
+        "auditor": {"trigger_request": refused, "request_runs": refused, "trigger_nightly": refused,
+                    "approve": refused, "page": refused},
+        "page_only": {"trigger_request": refused, "request_runs": refused, "trigger_nightly": refused,
+                      "approve": refused, "page": ok},
+        # FAB's own User role reaches every DAG: why people get the Lifecycle roles instead.
+        "fab_user": {"trigger_request": ok, "request_runs": ok, "trigger_nightly": ok, "approve": not_found,
+                     "page": refused},
+    }

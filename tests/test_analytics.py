@@ -260,3 +260,15 @@ def test_analytics_settings_are_validated_on_load(tmp_path, catalog_path, policy
 def test_analytics_default_k_is_five(tmp_path, catalog_path, policy_path) -> None:  # type: ignore[no-untyped-def]
     path = _catalog_with(tmp_path, catalog_path, lambda s: s["analytics"].pop("k"))
     assert load_catalog(path, load_policy(policy_path)).source("website_visits").analytics.k == 5  # type: ignore[union-attr]
+
+
+def test_the_suite_fails_when_the_aggregates_grow_an_identifier_column(visits, tag_db, catalog) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    tag = tag_db.tag_store()
+    aggregate_source(catalog.source("website_visits"), visits, tag, run_id="night-1", logical_date=NIGHT)
+    with tag.begin() as conn:
+        conn.execute(text("ALTER TABLE lc_analytics_aggregate ADD COLUMN ip_address VARCHAR(200)"))
+    result = validate_aggregates(tag, catalog, SUITES)
+    failed = [o.description for o in result.outcomes if not o.success]
+    assert failed == ["the aggregates carry counts and group names only: no identifier column"]

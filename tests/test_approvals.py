@@ -7,7 +7,9 @@ PostgreSQL."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
+import urllib.request
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -149,66 +151,107 @@ def _count(server: Standalone, sql: str, **params: Any) -> int:
         engine.dispose()
 
 
+_TOKENS: dict[tuple[str, str], str] = {}
+
+
+def _api(server: Standalone, method: str, path: str, payload: dict[str, Any] | None = None, *, user: str = "admin",
+         attempts: int = 3) -> Any:
+    """The REST API as ``user``, with a token kept per user and patience for a loaded machine:
+    a request that timed out is tried again when ``attempts`` allows (reads and idempotent writes)."""
+    for attempt in range(attempts):
+        try:
+            if (server.base_url, user) not in _TOKENS:
+                _TOKENS[(server.base_url, user)] = server.token(user)
+            request = urllib.request.Request(
+                f"{server.base_url}/api/v2{path}", method=method,
+                data=json.dumps(payload).encode() if payload is not None else None,
+                headers={"Authorization": f"Bearer {_TOKENS[(server.base_url, user)]}",
+                         "Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=120) as r:
+                body = r.read()
+            return json.loads(body) if body else None
+        except urllib.error.HTTPError:
+            raise
+        except (urllib.error.URLError, TimeoutError, OSError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(5)
+
+
+def _metadata(server: Standalone, sql: str, **params: Any) -> list[Any]:
+    """Airflow's metadata database, polled directly: the API server is slow on a loaded machine."""
+    engine = create_engine(server.metadata_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params).all())
+    finally:
+        engine.dispose()
+
+
 def _set_variable(server: Standalone, key: str, value: str) -> None:
     try:
-        server.api("PATCH", f"/variables/{key}", {"key": key, "value": value})
+        _api(server, "PATCH", f"/variables/{key}", {"key": key, "value": value})
     except urllib.error.HTTPError as e:
         if e.code != 404:
             raise
-        server.api("POST", "/variables", {"key": key, "value": value})
+        _api(server, "POST", "/variables", {"key": key, "value": value}, attempts=1)
 
 
 def _trigger(server: Standalone, dag_id: str, conf: dict[str, Any]) -> str:
-    def parsed() -> bool:
-        try:
-            return server.api("GET", f"/dags/{dag_id}")["dag_id"] == dag_id
-        except (urllib.error.URLError, OSError):
-            return False
-
-    _wait(parsed, 120, f"the dag processor did not parse {dag_id}", server)
-    run = server.api("POST", f"/dags/{dag_id}/dagRuns",
-                     {"logical_date": pendulum.now("UTC").to_iso8601_string(), "conf": conf})
+    _wait(lambda: bool(_metadata(server, "SELECT 1 FROM dag WHERE dag_id = :d AND NOT is_stale", d=dag_id)), 120,
+          f"the dag processor did not parse {dag_id}", server)
+    run = _api(server, "POST", f"/dags/{dag_id}/dagRuns",
+               {"logical_date": pendulum.now("UTC").to_iso8601_string(), "conf": conf}, attempts=1)
     return str(run["dag_run_id"])
 
 
+def _run_state(server: Standalone, dag_id: str, run_id: str) -> str:
+    rows = _metadata(server, "SELECT state FROM dag_run WHERE dag_id = :d AND run_id = :r", d=dag_id, r=run_id)
+    return str(rows[0][0]) if rows else ""
+
+
 def _waiting(server: Standalone, dag_id: str, run_id: str, seconds: float = 420) -> dict[str, Any]:
-    """The run's one Human-in-the-loop request, once its task waits for input."""
-    found: dict[str, Any] = {}
+    """The run's one Human-in-the-loop request (through the REST API), once its task waits for input."""
+    found: list[Any] = []
 
     def asked() -> bool:
-        details = server.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/hitlDetails")["hitl_details"]
-        waiting = [d for d in details if d["task_instance"]["state"] == "awaiting_input"]
-        if waiting:
-            found.update(waiting[0])
-        state = server.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
-        if state in ("success", "failed") and not waiting:
-            pytest.fail(f"{dag_id} run {run_id} ended {state} without asking for approval", pytrace=False)
-        return bool(waiting)
+        found[:] = _metadata(server, "SELECT ti.task_id, ti.map_index FROM task_instance ti JOIN hitl_detail h "
+                                     "ON h.ti_id = ti.id WHERE ti.dag_id = :d AND ti.run_id = :r "
+                                     "AND ti.state = 'awaiting_input'", d=dag_id, r=run_id)
+        if not found and _run_state(server, dag_id, run_id) in ("success", "failed"):
+            pytest.fail(f"{dag_id} run {run_id} ended without asking for approval: "
+                        f"{_task_states(server, dag_id, run_id)}", pytrace=False)
+        return bool(found)
 
     _wait(asked, seconds, f"{dag_id} run {run_id} did not wait for approval", server)
-    return found
+    assert len(found) == 1, found
+    task_id, map_index = found[0]
+    # Airflow 3.3.2: an answer that lands before the scheduler has handled the executor's event for
+    # the workload that parked the task makes it fail the resumed task ("finished with state success,
+    # but the task instance's state attribute is running"). A person never answers within seconds of
+    # the request; the test waits for the scheduler to log that event, as a person's pace would.
+    parked = f"TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={run_id}, map_index={map_index},"
+    _wait(lambda: parked in server.log_path.read_text(errors="replace"), 120,
+          f"the scheduler did not handle the end of the workload that parked {task_id}", server)
+    return _api(server, "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails")
 
 
 def _answer(server: Standalone, dag_id: str, run_id: str, detail: dict[str, Any], option: str, user: str) -> Any:
     ti = detail["task_instance"]
-    return server.api("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/{ti['map_index']}"
-                               "/hitlDetails", {"chosen_options": [option], "params_input": {}}, user=user)
+    return _api(server, "PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/{ti['map_index']}"
+                                 "/hitlDetails", {"chosen_options": [option], "params_input": {}}, user=user, attempts=1)
 
 
 def _finished(server: Standalone, dag_id: str, run_id: str, seconds: float = 420) -> str:
-    state: dict[str, Any] = {}
-
-    def done() -> bool:
-        state.update(server.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
-        return state["state"] in ("success", "failed")
-
-    _wait(done, seconds, f"{dag_id} run {run_id} did not finish", server)
-    return str(state["state"])
+    _wait(lambda: _run_state(server, dag_id, run_id) in ("success", "failed"), seconds,
+          f"{dag_id} run {run_id} did not finish", server)
+    return _run_state(server, dag_id, run_id)
 
 
 def _task_states(server: Standalone, dag_id: str, run_id: str) -> dict[str, str]:
-    tis = server.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-    return {f"{t['task_id']}[{t['map_index']}]" if t["map_index"] >= 0 else t["task_id"]: t["state"] for t in tis}
+    rows = _metadata(server, "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = :d AND run_id = :r",
+                     d=dag_id, r=run_id)
+    return {f"{t}[{m}]" if m >= 0 else t: str(state) for t, m, state in rows}
 
 
 def _decisions(server: Standalone, kind: str, run_id: str) -> dict[str, tuple[str, str | None]]:
@@ -257,7 +300,7 @@ def world(standalone: Standalone) -> Standalone:  # noqa: F811
     engine.dispose()
     run_id = _trigger(standalone, NIGHTLY, {"dry_run": True, "sources": [LARGE, OTHER]})
     assert _finished(standalone, NIGHTLY, run_id) == "success"
-    assert standalone.api("GET", f"/dags/{NIGHTLY}/dagRuns/{run_id}/hitlDetails")["total_entries"] == 0
+    assert _api(standalone, "GET", f"/dags/{NIGHTLY}/dagRuns/{run_id}/hitlDetails")["total_entries"] == 0
     planned = {s["source"]: s["planned"] for s in _report(standalone, run_id)["sources"]}
     assert planned[LARGE]["needs_confirmation"] is True and planned[OTHER]["needs_confirmation"] is False
     _set_variable(standalone, "lifecycle_four_eyes", "erasure")

@@ -255,7 +255,9 @@ def test_the_nightly_run_enters_its_configuration_and_fails_on_a_broken_chain(  
     details = json.loads(rows[0].details)
     assert details["dry_run"] is True and len(details["fingerprint"]) == 64 and "invoices" in details["sources"]
     assert report["audit"] == {"entries": 1, "head": rows[0].entry_hash, "intact": True, "first_broken": None,
-                               "message": f"audit trail intact: 1 entries, head {rows[0].entry_hash}"}
+                               "message": f"audit trail intact: 1 entries, head {rows[0].entry_hash}",
+                               "export": {"status": "not_exported", "locked": False, "message": (
+                                   "audit trail not exported: no artifact bucket configured (lifecycle_artifact_url)")}}
 
     with tags.begin() as conn:
         conn.execute(update(audit_log).where(audit_log.c.seq == 1).values(details=json.dumps({**details, "sources": []})))

@@ -20,7 +20,7 @@ from lifecycle.discovery.identifiers import normalise_email
 from lifecycle.errors import InvalidRequestError
 from lifecycle.reporting import parse_scope, scope_breach
 from lifecycle.tagstore.tables import object_state, record_tag, subject_ref
-from tests.request_world import EMAIL, PERSONNUMMER, PHONE, TODAY, World, insert as put, prepare
+from tests.request_world import EMAIL, PERSONNUMMER, PHONE, World, insert as put, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
@@ -60,9 +60,15 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _persons_of(result) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """{subject_hash: person number} from the protected persons.csv."""
-    return {r["subject_hash"]: r["person"] for r in _csv(result.contacts.persons)}
+def _contacts(result) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """The protected contact list: person, subject_hash, kind, source, record_key, field, place, exposure."""
+    return _csv(result.contacts.path)
+
+
+def _person_at(result, source: str, key: str) -> set[str]:  # type: ignore[no-untyped-def]
+    """The person(s) the structured identifiers of one record belong to."""
+    return {r["person"] for r in _contacts(result) if (r["source"], r["record_key"]) == (source, key)
+            and r["place"] == "structured"}
 
 
 def test_scope_counts_match_the_sources_and_the_list_stays_protected(world, hasher, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
@@ -93,23 +99,25 @@ def test_scope_counts_match_the_sources_and_the_list_stays_protected(world, hash
     assert report["assessment"]["notify_authority_by"] == "2026-11-28T08:30+00:00"  # 09:30 Stockholm + 72 h
     assert report["assessment"]["likely_consequences"] == "" and report["assessment"]["measures_taken"] == ""
 
-    # The person: one person in persons.csv, whose e-mail, phone and personnummer sit together.
-    persons = _persons_of(result)
+    # The person: one person on the list, known by their e-mail, in three records.
+    contacts = _contacts(result)
     mine = {hasher.reference(k, v) for k, v in (("email", EMAIL), ("phone", PHONE), ("personnummer", PERSONNUMMER))}
-    assert len({persons[h] for h in mine}) == 1
-    places = {(r["source"], r["record_key"]) for r in _csv(result.contacts.locations) if r["subject_hash"] in mine}
+    person = "email:" + hasher.reference("email", EMAIL)
+    assert {r["person"] for r in contacts if r["subject_hash"] in mine} == {person}
+    places = {(r["source"], r["record_key"]) for r in contacts if r["person"] == person}
     assert places == {("customers", "9001"), ("ad_audiences", "9001"), ("job_applications", "9001")}
+    assert {r["kind"] for r in contacts if r["person"] == person} >= {"email", "phone", "personnummer"}
+    assert len({r["person"] for r in contacts if r["place"] == "structured"}) == len(emails)
 
     # Owner-only folder and files; nothing identifying anywhere else.
     assert stat.S_IMODE(result.contacts.folder.stat().st_mode) == 0o700
-    for path in (result.contacts.persons, result.contacts.locations):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(result.contacts.path.stat().st_mode) == 0o600
     outside = (result.paths.json.read_text() + result.paths.html.read_text() + json.dumps(result.summary())
                + caplog.text).lower()
     raw = [EMAIL.lower(), "555 12 34", "5551234", PERSONNUMMER, PERSONNUMMER[2:], "test person"]
     raw += [e for e in emails] + [r["contact_phone"] for r in customers if r["contact_phone"]]
     assert [value for value in raw if value.lower() in outside] == []
-    assert not any(h in outside for h in persons)  # not even the keyed hashes: counts only
+    assert not any(r["subject_hash"] in outside for r in contacts)  # not even the keyed hashes: counts only
 
 
 def test_time_window_counts_only_records_dated_inside(world, hasher, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -123,8 +131,8 @@ def test_time_window_counts_only_records_dated_inside(world, hasher, tmp_path) -
     assert result.report["totals"]["records"] == len(inside)
     assert result.report["totals"]["undated_records"] == sum(1 for r in rows if r["last_confirmed_at"] is None)
     # The person confirmed on 2026-06-01: outside the window, not on the list.
-    assert hasher.reference("email", EMAIL) not in _persons_of(result)
-    keys = {r["record_key"] for r in _csv(result.contacts.locations)}
+    assert hasher.reference("email", EMAIL) not in {r["subject_hash"] for r in _contacts(result)}
+    keys = {r["record_key"] for r in _contacts(result)}
     assert keys == {str(r["id"]) for r in inside if r["email"]}
 
 
@@ -139,7 +147,7 @@ def test_orders_breach_reaches_their_customers(world, tmp_path) -> None:  # type
     owners = {str(o["customer_id"]) for o in orders}
     assert result.report["totals"]["records"] == len(orders)
     assert result.report["identifier_kinds"] == []  # orders hold no identifier of their own ...
-    linked = _csv(result.contacts.locations)
+    linked = _contacts(result)
     assert {r["exposure"] for r in linked} == {"linked"}
     assert {(r["source"], r["record_key"]) for r in linked} == {("customers", k) for k in owners}  # ... their owners do
     assert result.report["persons"]["only_linked_through_references"] == len(owners)
@@ -162,8 +170,8 @@ def _ref(h: str, source: str, key: str, field: str, kind: str, category: str, fr
 
 @pytest.fixture
 def built(tag_db):  # type: ignore[no-untyped-def]
-    """A: e1+p1; B: p1 (same person); C: e2, its message naming e1 and p9; D and E: the same name
-    alone (two people, maybe); F: a customer's audience (processor role) with e3."""
+    """A: e1+p1; B: p1 alone; C: e2, its message naming e1 and p9; D and E: the same name alone
+    (two people, maybe); F: a customer's audience (processor role) with e3."""
     tags = tag_db.tag_store()
     cf, aud = "contact_form_submissions", "ad_audiences"
     day = date(2026, 3, 1)
@@ -185,15 +193,19 @@ def built(tag_db):  # type: ignore[no-untyped-def]
     return tags
 
 
-def test_persons_are_identifiers_that_share_a_record(built, tmp_path, policy_path, catalog_path) -> None:  # type: ignore[no-untyped-def]
+def test_persons_are_counted_once_per_primary_identifier(built, tmp_path, policy_path, catalog_path) -> None:  # type: ignore[no-untyped-def]
+    cf = "contact_form_submissions"
     policy = load_policy(policy_path)
     catalog = load_catalog(catalog_path, policy)
     result = _scope(catalog, built, policy, tmp_path, sources=["contact_form_submissions", "ad_audiences"])
-    # {e1, p1} (A, B, named in C), {e2}, {p9} named only, D, E, {e3}
-    assert result.report["persons"] == {"total": 6, "with_own_records": 5, "only_mentioned_in_free_text": 1,
+    # Once per primary identifier: e1 (A, and named in C), p1 (B: its only identifier; counted
+    # apart from A, erring high), e2, p9 (named only), D, E (a name alone: a person per record), e3.
+    assert result.report["persons"] == {"total": 7, "with_own_records": 6, "only_mentioned_in_free_text": 1,
                                         "only_linked_through_references": 0}
-    persons = _persons_of(result)
-    assert persons["e1" * 16] == persons["p1" * 16] != persons["e2" * 16]
+    e1, p1 = "email:" + "e1" * 16, "phone:" + "p1" * 16
+    assert _person_at(result, cf, "A") == {e1} and _person_at(result, cf, "B") == {p1}
+    assert {r["person"] for r in _contacts(result) if r["place"] == "free_text"} == {e1, "phone:" + "f9" * 16}
+    assert _person_at(result, cf, "D") == {f"record:{cf}/D"} != _person_at(result, cf, "E")
     assert [p["persons"] for p in result.report["processor_customers"]] == [1]
     kinds = {(k["kind"], k["where"]): k["identifiers"] for k in result.report["identifier_kinds"]}
     assert kinds == {("email", "structured"): 3, ("email", "free_text"): 1, ("phone", "structured"): 1,
@@ -202,8 +214,8 @@ def test_persons_are_identifiers_that_share_a_record(built, tmp_path, policy_pat
     # C is dated 2025: a 2026 window leaves e2 and p9 out; e1 stays (A).
     windowed = _scope(catalog, built, policy, tmp_path, sources=["contact_form_submissions"], reference="INC-2",
                       window_from="2026-01-01")
-    assert windowed.report["totals"]["records"] == 4 and windowed.report["persons"]["total"] == 3
-    assert set(_persons_of(windowed)) == {"e1" * 16, "p1" * 16, "0a" * 16}
+    assert windowed.report["totals"]["records"] == 4 and windowed.report["persons"]["total"] == 4
+    assert {r["subject_hash"] for r in _contacts(windowed)} == {"e1" * 16, "p1" * 16, "0a" * 16}
 
 
 def test_bucket_prefix_narrows_to_the_objects_under_it(tag_db, tmp_path, policy_path) -> None:  # type: ignore[no-untyped-def]
@@ -224,7 +236,7 @@ def test_bucket_prefix_narrows_to_the_objects_under_it(tag_db, tmp_path, policy_
     result = _scope(catalog, tags, policy, tmp_path, object_prefix="s3://lifecycle-data/audiences/2026/")
     assert result.report["scope"]["object_sources"] == [src]
     assert result.report["totals"]["records"] == 2 and result.report["persons"]["total"] == 2
-    assert {r["record_key"] for r in _csv(result.contacts.locations)} == {"aaaaaaaaaaaaaaaa/1", "aaaaaaaaaaaaaaaa/2"}
+    assert {r["record_key"] for r in _contacts(result)} == {"aaaaaaaaaaaaaaaa/1", "aaaaaaaaaaaaaaaa/2"}
     whole = _scope(catalog, tags, policy, tmp_path, reference="INC-3", sources=[src],
                    object_prefix="s3://lifecycle-data/audiences/2026/")  # the whole source wins
     assert whole.report["totals"]["records"] == 4
@@ -268,8 +280,6 @@ def test_prefix_with_an_identifier_is_refused(policy_path) -> None:  # type: ign
 
 @pytest.mark.e2e
 def test_breach_dag_end_to_end(db, tag_db, airflow_db, tmp_path, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
-    if db.kind != "sqlite":
-        pytest.skip("the Airflow path is the same on both; the SQL runs on PostgreSQL in the tests above")
     from airflow.models import DagBag
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -298,8 +308,8 @@ def test_breach_dag_end_to_end(db, tag_db, airflow_db, tmp_path, monkeypatch, ca
     assert summary["reference"] == "INC-7" and summary["persons"] > 0
     report = json.loads((tmp_path / "reports" / "breaches" / "breach-INC-7.json").read_text())
     assert report["persons"]["total"] == summary["persons"]
-    persons = _csv(tmp_path / "protected" / "breach-INC-7" / "persons.csv")
-    assert len({p["person"] for p in persons}) == summary["persons"]
+    persons = _csv(tmp_path / "protected" / "breach-INC-7" / "contacts.csv")
+    assert len({p["person"] for p in persons if p["person"]}) == summary["persons"]
     outside = (json.dumps(values) + caplog.text + json.dumps(report)).lower()
     assert "test.person" not in outside and "5551234" not in outside and "555 12 34" not in outside
     assert not any(p["subject_hash"] in outside for p in persons)

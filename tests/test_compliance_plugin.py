@@ -85,3 +85,33 @@ def test_anonymous_is_refused_and_a_user_sees_the_tag_store(api) -> None:  # typ
     page = api.get("/lifecycle/", headers=headers)
     assert page.status_code == 200 and "Lifecycle compliance" in page.text and "Privacy Shield" in page.text
     assert "0123456789abcdef" in page.text and "anna@x.se" not in page.text
+
+
+def test_page_resolves_settings_as_the_dags_do(api, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Airflow Variables override the environment on the page exactly as in the DAGs
+    (lifecycle_airflow.runtime.settings): here lifecycle_report_dir and lifecycle_policy_path."""
+    import json
+
+    import yaml
+
+    from lifecycle_airflow import runtime
+
+    headers = {"Authorization": f"Bearer {_token()}"}
+    assert api.get("/lifecycle/api/summary", headers=headers).json()["last_run"] is None  # env folder: no report
+    elsewhere = tmp_path / "variable-reports"
+    elsewhere.mkdir()
+    (elsewhere / "lifecycle-2026-03-14-night.json").write_text(json.dumps(
+        {"run_id": "night-from-the-variable", "logical_date": "2026-03-14", "dry_run": False, "compliant": True,
+         "totals": {}, "generated_at": "2026-03-14T03:00:00+00:00"}))
+    policy = yaml.safe_load((ROOT / "config" / "policy.yaml").read_text())
+    rule = next(iter(policy["retention_rules"]))
+    policy["retention_rules"][rule]["law"] = "Lag (2026:1) om variabelprov"
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True))
+    monkeypatch.setenv("AIRFLOW_VAR_LIFECYCLE_REPORT_DIR", str(elsewhere))
+    monkeypatch.setenv("AIRFLOW_VAR_LIFECYCLE_POLICY_PATH", str(tmp_path / "policy.yaml"))
+
+    assert runtime.settings().report_dir == elsewhere  # what the DAGs' tasks would use
+    data = api.get("/lifecycle/api/summary", headers=headers).json()
+    assert data["last_run"]["run_id"] == "night-from-the-variable"
+    assert data["retention_rules"][rule]["law"] == "Lag (2026:1) om variabelprov"
+    assert "night-from-the-variable" in api.get("/lifecycle/", headers=headers).text

@@ -66,9 +66,15 @@ def test_init_prepares_versioned_buckets(s3_server, monkeypatch) -> None:  # typ
 
     monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_S3", json.dumps({
         "conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY, "extra": {"endpoint_url": s3_server.endpoint_url}}))
-    monkeypatch.setenv("LIFECYCLE_BUCKETS", "lifecycle-deploy-data")
+    monkeypatch.setenv("LIFECYCLE_BUCKETS", "lifecycle-deploy-data lifecycle-deploy-artifacts")
+    monkeypatch.setenv("LIFECYCLE_LOCKED_BUCKETS", "lifecycle-deploy-artifacts")
     prepare_buckets()
     prepare_buckets()  # idempotent: the init service runs on every `up`
     from lifecycle_airflow.runtime import object_store
 
-    assert object_store("lifecycle_s3").is_versioned("lifecycle-deploy-data")
+    store = object_store("lifecycle_s3")
+    assert store.is_versioned("lifecycle-deploy-data") and store.is_versioned("lifecycle-deploy-artifacts")
+    lock = store.client.get_object_lock_configuration(Bucket="lifecycle-deploy-artifacts")["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled" and "Rule" not in lock  # no default retention
+    with pytest.raises(store.client.exceptions.ClientError):
+        store.client.get_object_lock_configuration(Bucket="lifecycle-deploy-data")

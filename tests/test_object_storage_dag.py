@@ -146,5 +146,8 @@ def test_request_dag_extracts_and_erases_a_person_in_a_bucket(tag_db, airflow_db
     assert certificate["objects"]["newsletter_exports"]["versions_removed"] == 1
     copied = {o["Key"].rsplit("/", 2)[-2] for o in client.list_objects_v2(
         Bucket=bucket, Prefix=f"{prefix}artifacts/")["Contents"]}
-    assert copied == {"reports", "extracts", "certificates"}
+    assert copied == {"reports", "extracts", "certificates", "audit", "records-of-processing"}
+    audit_copies = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}artifacts/audit/")["Contents"]
+    for copy in audit_copies:  # the audit trail's nightly copy: keyed references, never the person
+        assert email not in client.get_object(Bucket=bucket, Key=copy["Key"])["Body"].read().decode()
     assert email not in caplog.text

@@ -364,7 +364,8 @@ def test_the_nightly_dag_writes_the_record(airflow_db, tmp_path, monkeypatch) ->
     monkeypatch.setenv("LIFECYCLE_REPORT_DIR", str(tmp_path / "reports"))
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     dag = bag.dags["lifecycle_nightly"]
-    dr = dag.test(logical_date=pendulum.datetime(2026, 11, 25, 2, tz="Europe/Stockholm"), run_conf={"dry_run": True})
+    # A night of its own (not the other DAG tests' 25th): runs in a shared Airflow database do not collide.
+    dr = dag.test(logical_date=pendulum.datetime(2026, 11, 27, 2, tz="Europe/Stockholm"), run_conf={"dry_run": True})
     assert str(dr.state) == "success"
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
     assert states["records_of_processing"] == "success"

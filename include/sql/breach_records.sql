@@ -1,17 +1,20 @@
--- Breach scope: records of the affected sources (a record is one key, whatever its number of
--- categories), per source, role and controller; undated ones counted apart (they are kept in
--- scope under a time window: their date is unknown, so they may be among the affected ones).
--- The WHERE clause is the same in every breach_*.sql: sources, window on the retention clock,
--- and, for sources named only through a bucket prefix, the objects whose key starts with it.
-SELECT t.source, t.role, t.controller,
-       COUNT(DISTINCT t.record_key) AS records,
-       COUNT(DISTINCT CASE WHEN t.clock_value IS NULL THEN t.record_key END) AS undated
-FROM lc_record_tag t
-WHERE t.source IN :sources
-  AND (t.clock_value IS NULL OR (t.clock_value >= :from_date AND t.clock_value <= :to_date))
-  AND (t.source NOT IN :prefix_sources OR EXISTS (
-        SELECT 1 FROM lc_object_state o
-        WHERE o.source = t.source AND o.object_ref = {object_ref_sql}
-          AND substr(o.object_key, 1, :key_prefix_length) = :key_prefix))
-GROUP BY t.source, t.role, t.controller
-ORDER BY t.source, t.role, t.controller
+-- Breach scope: records of the affected sources per source, role and controller; undated ones
+-- counted apart (under a time window they stay in scope: their date is unknown). A record has one
+-- tag row per category: grouped by record first, along the primary key, without a DISTINCT sort.
+-- The WHERE clause is the same in every breach_*.sql: sources, window on the retention clock, and,
+-- for sources named only through a bucket prefix, the objects whose key starts with it.
+SELECT source, role, controller, COUNT(*) AS records, SUM(undated) AS undated
+FROM (
+  SELECT t.source, t.record_key, MAX(t.role) AS role, MAX(t.controller) AS controller,
+         MAX(CASE WHEN t.clock_value IS NULL THEN 1 ELSE 0 END) AS undated
+  FROM lc_record_tag t
+  WHERE t.source IN :sources
+    AND (t.clock_value IS NULL OR (t.clock_value >= :from_date AND t.clock_value <= :to_date))
+    AND (t.source NOT IN :prefix_sources OR EXISTS (
+          SELECT 1 FROM lc_object_state o
+          WHERE o.source = t.source AND o.object_ref = {object_ref_sql}
+            AND substr(o.object_key, 1, :key_prefix_length) = :key_prefix))
+  GROUP BY t.source, t.record_key
+) per_record
+GROUP BY source, role, controller
+ORDER BY source, role, controller

@@ -248,11 +248,15 @@ class Analytics(_Frozen):
         return self.group_by[0]
 
 
+PARTITION_ROWS = 250_000  # about 15 s of scanning per partition on one core
+
+
 class Defaults(_Frozen):
     connection: str = "lifecycle_demo"
     batch_size: int = Field(1000, ge=1, le=50_000)
     max_destroy_share: float = Field(0.5, gt=0, le=1)
     confirm_min_records: int = Field(10, ge=0)
+    partition_rows: int = Field(PARTITION_ROWS, ge=100, le=100_000_000)
 
 
 Location = Literal["table", "storage", "lake_table"]
@@ -290,6 +294,9 @@ class Source(_Frozen):
     max_destroy_share: float = Field(0.5, gt=0, le=1)
     # Below this many records a share is noise (1 of 1 is 100 %): no confirmation needed.
     confirm_min_records: int = Field(10, ge=0)
+    # A full scan of a SQL table with more rows than this (by a cheap estimate) is split into key
+    # ranges of about this many rows, scanned as separate tasks (lifecycle.discovery.partitions).
+    partition_rows: int = Field(PARTITION_ROWS, ge=100, le=100_000_000)
 
     _check_identifiers = field_validator("table", "primary_key", "controller_column")(
         lambda v: v if v is None else plain_identifier(v)

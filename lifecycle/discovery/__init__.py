@@ -1,5 +1,6 @@
 """Finding people in data: identifier detection and normalisation, keyed hashes, the scan
-that tags every record, the subject index and its key identity, redaction of mentions.
+that tags every record (in key-range partitions for large tables), the subject index and its key
+identity, redaction of mentions.
 """
 
 from lifecycle.surface import public_surface
@@ -9,6 +10,7 @@ __all__, __getattr__ = public_surface(__name__, {
     "identifiers": ('SubjectHasher', 'normalise_email', 'normalise_personnummer', 'normalise_phone', 'normalise_text'),
     "keys": ('check_keys', 'ensure_installation_key', 'record_key_identity', 'source_scope'),
     "redaction": ('mentions', 'name_pattern', 'name_search_term', 'name_spans', 'person_in_text', 'person_patterns', 'person_spans', 'redact_text'),
-    "scan": ('ChunkWriter', 'ScanStats', 'Tagger', 'analyze', 'check_anonymisable', 'choose_mode', 'count_into', 'key_state', 'record_findings', 'refresh_refs', 'save_watermark', 'scan_source', 'schema_drift', 'swap_in_index', 'write_refs', 'write_tags'),
+    "partitions": ('Partition', 'PartitionsIncompleteError', 'finish_partitions', 'key_ranges', 'plan_partitions', 'run_partition', 'scan_partitioned'),
+    "scan": ('ChunkWriter', 'RangeScan', 'ScanPlan', 'ScanStats', 'Tagger', 'add_stats', 'analyze', 'begin_scan', 'check_anonymisable', 'choose_mode', 'count_into', 'finish_scan', 'key_state', 'record_findings', 'refresh_refs', 'save_watermark', 'scan_range', 'scan_source', 'schema_drift', 'swap_in_index', 'watermark_text', 'write_refs', 'write_tags'),
     "subjects": ('Location', 'locate'),
 })

@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -291,13 +291,18 @@ class Tagger:
 # -- reading the source --------------------------------------------------------------------
 
 
-def _select(source: Source, engine: Engine, since: Any = None):  # type: ignore[no-untyped-def]
+def _select(source: Source, engine: Engine, since: Any = None,  # type: ignore[no-untyped-def]
+            lo: int | None = None, hi: int | None = None):
     # The reflected table gives typed values (SQLite hands back dates as text otherwise).
     reflected = Table(source.table, MetaData(), autoload_with=engine)
     query = select(*[reflected.c[c] for c in source.referenced_columns()])
     if since is not None and source.change_tracking:
         # Strictly after the watermark: writers must set updated_at when they commit.
         query = query.where(reflected.c[source.change_tracking.tracking_column] > since)
+    if lo is not None:  # a partition: keys in [lo, hi)
+        query = query.where(reflected.c[source.primary_key] >= lo)
+    if hi is not None:
+        query = query.where(reflected.c[source.primary_key] < hi)
     return query
 
 
@@ -315,7 +320,9 @@ def _count(engine: Engine, query) -> int:  # type: ignore[no-untyped-def]
 
 def fingerprint(source: Source, policy: Policy) -> str:
     """What the tags of a source depend on: its catalog entry, the policy and the detectors."""
-    blob = json.dumps([source.model_dump(mode="json"), policy.model_dump(mode="json"), detect.VERSION], sort_keys=True)
+    # How a scan is split (partition_rows) does not change a tag: not part of it.
+    blob = json.dumps([source.model_dump(mode="json", exclude={"partition_rows"}), policy.model_dump(mode="json"),
+                       detect.VERSION], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -417,21 +424,22 @@ def swap_in_index(conn, source: Source) -> None:  # type: ignore[no-untyped-def]
     conn.execute(delete(subject_ref_build).where(built))
 
 
-def refresh_refs(conn, engine: Engine, source: Source, keys: list[str], refs: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+def refresh_refs(conn, engine: Engine, source: Source, keys: list[str], refs: list[dict[str, Any]],  # type: ignore[no-untyped-def]
+                 target: Table = subject_ref) -> None:
     """Make the index entries of records ``keys`` exactly ``refs``, touching only what differs:
     most of a changed record's identifiers are unchanged, and every index write is a random
     page in a large index."""
-    ref_key = (subject_ref.c.subject_hash, subject_ref.c.record_key, subject_ref.c.field)
+    ref_key = (target.c.subject_hash, target.c.record_key, target.c.field)
     existing: set[tuple[str, str, str]] = set()
     for i in range(0, len(keys), KEY_BATCH):
         existing.update(tuple(r) for r in conn.execute(select(*ref_key).where(
-            subject_ref.c.source == source.name, subject_ref.c.record_key.in_(keys[i:i + KEY_BATCH]))))
+            target.c.source == source.name, target.c.record_key.in_(keys[i:i + KEY_BATCH]))))
     wanted = {(r["subject_hash"], r["record_key"], r["field"]): r for r in refs}
     gone = sorted(existing - wanted.keys())
     for i in range(0, len(gone), KEY_BATCH):
-        conn.execute(delete(subject_ref).where(subject_ref.c.source == source.name,
-                                               tuple_(*ref_key).in_(gone[i:i + KEY_BATCH])))
-    write_refs(conn, engine, [r for k, r in wanted.items() if k not in existing], fresh=False)
+        conn.execute(delete(target).where(target.c.source == source.name,
+                                          tuple_(*ref_key).in_(gone[i:i + KEY_BATCH])))
+    write_refs(conn, engine, [r for k, r in wanted.items() if k not in existing], fresh=False, target=target)
 
 
 def _reconcile_deletions(source: Source, source_engine: Engine, tag_engine: Engine) -> int:
@@ -519,11 +527,14 @@ def scan_source(
     rotate_key: bool = False,
 ) -> ScanStats:
     """Scan one source into the tag store, incrementally where it can; under the source's
-    guard, so no request runs while its index changes."""
+    guard, so no request runs while its index changes. The whole table is one key range here;
+    ``lifecycle.discovery.partitions`` spreads the ranges of a large full scan over workers."""
     with source_guard(tag_engine, [source.name], holder=f"scan of {source.name}"):
-        return _scan_source(source, policy, source_engine=source_engine, tag_engine=tag_engine, hasher=hasher,
-                            run_id=run_id, logical_date=logical_date, full_rescan=full_rescan, progress=progress,
-                            catalog_file=catalog_file, rotate_key=rotate_key)
+        plan = begin_scan(source, policy, source_engine=source_engine, tag_engine=tag_engine, hasher=hasher,
+                          run_id=run_id, full_rescan=full_rescan, catalog_file=catalog_file, rotate_key=rotate_key)
+        part = scan_range(plan, source, policy, source_engine=source_engine, tag_engine=tag_engine, hasher=hasher,
+                          logical_date=logical_date, progress=progress)
+        return finish_scan(plan, source, [part], source_engine=source_engine, tag_engine=tag_engine, hasher=hasher)
 
 
 def key_state(tag_engine: Engine, source: Source, hasher: SubjectHasher, rotate_key: bool) -> str | None:
@@ -542,53 +553,120 @@ def key_state(tag_engine: Engine, source: Source, hasher: SubjectHasher, rotate_
     return "keyed-hash secret rotated"
 
 
-def _scan_source(source: Source, policy: Policy, *, source_engine: Engine, tag_engine: Engine, hasher: SubjectHasher,
-                 run_id: str, logical_date: date, full_rescan: bool, progress: Callable[[int, int], None] | None,
-                 catalog_file: str, rotate_key: bool) -> ScanStats:
+_TRACKING_TYPES: dict[str, type] = {"int": int, "datetime": datetime, "date": date, "str": str}
+
+
+@dataclass
+class ScanPlan:
+    """What a scan settles once per source before reading a row. Plain values (names, flags,
+    the stored watermark), so it travels between the tasks of a partitioned scan as XCom."""
+
+    source: str
+    run_id: str
+    mode: str = "full"  # full | incremental | blocked
+    full_reason: str = ""
+    since: str | None = None  # the watermark as stored: an incremental scan reads rows past it
+    tracking: str | None = None
+    tracking_type: str = "str"  # a key of _TRACKING_TYPES: how watermark values compare
+    fingerprint: str = ""
+    first: bool = False  # the tag store holds nothing of this source: tags are copied straight in
+    build: bool = False  # a full rescan of an indexed source: the new index is built beside the live one
+    schema_findings: list[dict[str, str]] = field(default_factory=list)
+    started_at: float = 0.0  # epoch seconds: the scan's wall time spans tasks and processes
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScanPlan:
+        return cls(**data)
+
+
+@dataclass
+class RangeScan:
+    """One key range's share of a scan: its counts, and the highest change-tracking value it
+    read (as the watermark stores it), which the source's watermark may advance to."""
+
+    stats: ScanStats
+    highest: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stats": self.stats.to_dict(), "highest": self.highest}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RangeScan:
+        return cls(ScanStats(**data["stats"]), data["highest"])
+
+
+def begin_scan(source: Source, policy: Policy, *, source_engine: Engine, tag_engine: Engine, hasher: SubjectHasher,
+               run_id: str, full_rescan: bool = False, catalog_file: str = "catalog",
+               rotate_key: bool = False) -> ScanPlan:
+    """The key check, schema drift, full or incremental (a full scan clears the watermark
+    first), and where the index is written; a missing catalogued column blocks the scan."""
     key_reason = key_state(tag_engine, source, hasher, rotate_key)
-    started = time.monotonic()
-    stats = ScanStats(source=source.name)
+    plan = ScanPlan(source=source.name, run_id=run_id, started_at=time.time())
     if not inspect(source_engine).has_table(source.table):
         raise CatalogError(catalog_file, f"sources.{source.name}.table",
                            f"table {source.table!r} does not exist in its database")
     columns = table_columns(source_engine, source.table)
-    stats.schema_findings = schema_drift(source, columns)
-    record_findings(tag_engine, source, stats.schema_findings, run_id)
-    if any(f["finding"] == "missing_column" for f in stats.schema_findings):
+    plan.schema_findings = schema_drift(source, columns)
+    record_findings(tag_engine, source, plan.schema_findings, run_id)
+    if any(f["finding"] == "missing_column" for f in plan.schema_findings):
         # Tagging without a catalogued column could decide wrongly: leave the tags as they are.
-        stats.mode = "blocked"
-        stats.seconds = round(time.monotonic() - started, 3)
-        return stats
+        plan.mode = "blocked"
+        return plan
     check_anonymisable(source, columns, catalog_file)
 
     tracking = source.change_tracking.tracking_column if source.change_tracking else None
-    mark, print_ = choose_mode(tag_engine, source, policy, stats, requested=full_rescan or key_reason is not None,
-                               change_signal=tracking is not None, first=lambda mark: mark["value"] is None)
-    if key_reason:
-        stats.full_reason = key_reason
-    since = None
+    decided = ScanStats(source=source.name)
+    mark, plan.fingerprint = choose_mode(tag_engine, source, policy, decided,
+                                         requested=full_rescan or key_reason is not None,
+                                         change_signal=tracking is not None, first=lambda mark: mark["value"] is None)
+    plan.mode, plan.full_reason = decided.mode, key_reason or decided.full_reason
+    plan.tracking = tracking
+    if tracking:
+        kind = _python_type(columns, tracking)
+        plan.tracking_type = next((name for name, t in _TRACKING_TYPES.items() if t is kind), "str")
     with tag_engine.connect() as conn:
-        first = conn.execute(select(record_tag.c.record_key).where(record_tag.c.source == source.name).limit(1)).first() is None
+        plan.first = conn.execute(select(record_tag.c.record_key).where(record_tag.c.source == source.name).limit(1)).first() is None
         indexed = conn.execute(select(subject_ref.c.record_key).where(subject_ref.c.source == source.name).limit(1)).first() is not None
     # A full rescan of an indexed source builds its new index beside the live one (swapped in
     # at the end); the first scan has nothing to hide and writes the index directly.
-    build = stats.mode == "full" and indexed
-    ref_target = subject_ref_build if build else subject_ref
-    if stats.mode == "incremental":
-        since = _watermark_value(mark["value"], _python_type(columns, tracking))
-    elif build:
+    plan.build = plan.mode == "full" and indexed
+    if plan.mode == "incremental":
+        plan.since = mark["value"]
+    elif plan.build:
         with tag_engine.begin() as conn:  # what a crashed rescan left half built
             conn.execute(delete(subject_ref_build).where(subject_ref_build.c.source == source.name))
-    tagger = Tagger(source, policy, hasher, run_id, logical_date.year)
-    query = _select(source, source_engine, since)
+    return plan
+
+
+def scan_range(plan: ScanPlan, source: Source, policy: Policy, *, source_engine: Engine, tag_engine: Engine,
+               hasher: SubjectHasher, logical_date: date, lo: int | None = None, hi: int | None = None,
+               retry: bool = False, progress: Callable[[int, int], None] | None = None) -> RangeScan:
+    """Read and tag the rows whose key is in [lo, hi) (None: unbounded) under ``plan``.
+
+    ``retry``: an earlier attempt may have written part of this range, so nothing is copied in
+    blindly: tags are upserted and each record's index entries made exactly what it holds now."""
+    stats = ScanStats(source=source.name, mode=plan.mode, full_reason=plan.full_reason)
+    if plan.mode == "blocked":
+        return RangeScan(stats)
+    started = time.monotonic()
+    since = _watermark_value(plan.since, _TRACKING_TYPES[plan.tracking_type])
+    tracking = plan.tracking
+    ref_target = subject_ref_build if plan.build else subject_ref
+    first = plan.first and not retry
+    per_record = plan.mode == "incremental" or retry
+    tagger = Tagger(source, policy, hasher, plan.run_id, logical_date.year)
+    query = _select(source, source_engine, since, lo, hi)
     total = _count(source_engine, query) if progress else 0
     highest = since
 
     def write(forget: list[str], tags: list[dict[str, Any]], refs: list[dict[str, Any]]) -> None:
         with tag_engine.begin() as conn:
             write_tags(conn, tag_engine, tags, first=first)
-            if stats.mode == "incremental":
-                refresh_refs(conn, tag_engine, source, forget, refs)
+            if per_record:
+                refresh_refs(conn, tag_engine, source, forget, refs, target=ref_target)
             else:
                 write_refs(conn, tag_engine, refs, fresh=True, target=ref_target)
 
@@ -605,7 +683,7 @@ def _scan_source(source: Source, policy: Policy, *, source_engine: Engine, tag_e
                 refs.extend(row_refs)
                 if tracking and row[tracking] is not None and (highest is None or row[tracking] > highest):
                     highest = row[tracking]
-            forget = [str(r[source.primary_key]) for r in rows] if stats.mode == "incremental" else []
+            forget = [str(r[source.primary_key]) for r in rows] if per_record else []
             writer.submit(forget, tags, refs)
             count_into(stats, len(rows), tags, refs, source, tagger.take_writings())
             pausepoint("scan:chunk-written")
@@ -615,21 +693,58 @@ def _scan_source(source: Source, policy: Policy, *, source_engine: Engine, tag_e
         writer.close(raise_error=False)  # stop the thread; the first error is the one to see
         raise
     writer.close()
+    stats.seconds = round(time.monotonic() - started, 3)
+    return RangeScan(stats, watermark_text(highest))
 
-    if stats.mode == "full":
-        stale = and_(record_tag.c.source == source.name, record_tag.c.run_id != run_id)
+
+def finish_scan(plan: ScanPlan, source: Source, parts: Sequence[RangeScan], *, source_engine: Engine,
+                tag_engine: Engine, hasher: SubjectHasher) -> ScanStats:
+    """Once per source, after every key range was scanned: drop what left the source, swap in
+    a rebuilt index, record the key identity, and only then advance the watermark."""
+    stats = ScanStats(source=source.name, mode=plan.mode, full_reason=plan.full_reason,
+                      schema_findings=list(plan.schema_findings))
+    for part in parts:
+        add_stats(stats, part.stats)
+    if plan.mode == "blocked":
+        stats.seconds = round(time.time() - plan.started_at, 3)
+        return stats
+    if plan.mode == "full":
+        stale = and_(record_tag.c.source == source.name, record_tag.c.run_id != plan.run_id)
         with tag_engine.begin() as conn:  # records deleted from the source since the last scan
             stats.deleted = conn.execute(select(func.count(func.distinct(record_tag.c.record_key))).where(stale)).scalar_one()
             conn.execute(delete(record_tag).where(stale))
-            if build:
+            if plan.build:
                 swap_in_index(conn, source)
-            record_key_identity(conn, source_scope(source.name), hasher, run_id)
+            record_key_identity(conn, source_scope(source.name), hasher, plan.run_id)
+        if len(parts) > 1:
+            # The ranges ran without holding the source throughout: a record deleted after its
+            # range was read (by a request, say) is dropped here; a count compare when nothing was.
+            stats.deleted += max(_reconcile_deletions(source, source_engine, tag_engine), 0)
         analyze(tag_engine)
     else:
         stats.deleted = _reconcile_deletions(source, source_engine, tag_engine)
-    save_watermark(tag_engine, source, tracking, highest, print_, run_id)
-    stats.seconds = round(time.monotonic() - started, 3)
+    kind = _TRACKING_TYPES[plan.tracking_type]
+    highs = [_watermark_value(p.highest, kind) for p in parts if p.highest is not None]
+    save_watermark(tag_engine, source, plan.tracking, max(highs) if highs else None, plan.fingerprint, plan.run_id)
+    stats.seconds = round(time.time() - plan.started_at, 3)
     return stats
+
+
+def add_stats(into: ScanStats, part: ScanStats) -> None:
+    """Add one range's counts to the source's."""
+    for name in ("records", "tags", "violations", "subject_refs", "free_text_refs", "deleted"):
+        setattr(into, name, getattr(into, name) + getattr(part, name))
+    for name in ("by_category_basis", "free_text_by_writing"):
+        totals = getattr(into, name)
+        for label, n in getattr(part, name).items():
+            totals[label] = totals.get(label, 0) + n
+
+
+def watermark_text(value: Any) -> str | None:
+    """A change-tracking value as the watermark stores it."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
 
 
 def choose_mode(tag_engine: Engine, source: Source, policy: Policy, stats: ScanStats, *, requested: bool,
@@ -682,7 +797,7 @@ def count_into(stats: ScanStats, records: int, tags: list[dict[str, Any]],
 
 def save_watermark(tag_engine: Engine, source: Source, tracking: str | None, highest: Any,
                     print_: str, run_id: str) -> None:
-    value = None if highest is None else (highest.isoformat() if isinstance(highest, (date, datetime)) else str(highest))
+    value = watermark_text(highest)
     with tag_engine.begin() as conn:
         conn.execute(delete(watermark).where(watermark.c.source == source.name))
         conn.execute(insert(watermark).values(

@@ -13,10 +13,12 @@ window on the records' retention-clock dates, and an incident reference. The ans
   key, field), written only to the protected folder, owner-only. Never to logs, XCom or the
   report.
 
-A person is a group of keyed identifiers that share a record: a record's own structured
-identifiers (e-mail, phone, personnummer, name at a company) belong to one person; a mention
-in free text is somebody else until the same identifier turns up in a record of its own. Two
-identifiers of one person that never share an affected record count as two: the count errs
+Everything is counted set-based in the tag store (include/sql/breach_*.sql). A person is
+counted once per primary identifier: a record's own structured identifiers belong to one
+person, known by the first of e-mail, personnummer, phone, name at a company; a record with a
+name alone is a person of its own; a mention in free text is the person it names (the same one
+when that identifier is someone's primary). Somebody known by different primary identifiers in
+different records (an e-mail here, only a phone there) counts more than once: the count errs
 towards notifying too many, never too few.
 """
 
@@ -26,8 +28,8 @@ import csv
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -44,15 +46,11 @@ from lifecycle.reporting.report import TEMPLATES, ReportPaths, safe_file_name
 from lifecycle.tagstore import load_sql, statement
 
 NOTIFY_WITHIN = timedelta(hours=72)  # Art. 33(1): to the supervisory authority
+WORK_MEM = "256MB"  # PostgreSQL, for this transaction only
 LOCAL_TIME = ZoneInfo("Europe/Stockholm")
 # Incident numbers: INC-2026-0042, IMY-2026.7, ... (letters, digits and . _ -).
 INCIDENT_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,39}")
 S3_PREFIX = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?", re.DOTALL)
-# Identifiers that single out one person, and so join a record's identifiers into one person.
-# A name alone ("Anna Berg") is not unique: it names a person only within its record. An
-# organisation number or an IP address is exposed data, but not a person to write to.
-PERSON_KINDS = frozenset({"personnummer", "email", "phone", "name_company"})
-NAME_KINDS = frozenset({"name"})
 # Sentinels for an open window: every date compares inside.
 _EARLIEST, _LATEST = date(1, 1, 1), date(9999, 12, 31)
 
@@ -209,91 +207,16 @@ def _parent_edges(catalog: Catalog) -> list[tuple[str, str]]:
     return edges
 
 
-def _linked_statement(engine: Engine, edges: list[tuple[str, str]]) -> tuple[TextClause, dict[str, str]]:
-    # Only bind-parameter names are templated: the source names themselves are bound.
+def _refs_statement(engine: Engine, name: str, edges: list[tuple[str, str]]) -> tuple[TextClause, dict[str, str]]:
+    """breach_persons / breach_contacts over the common CTE of breach_refs.sql. Only bind-parameter
+    names are templated into the SQL: the source names of the edges are bound like every value."""
     rows = " UNION ALL ".join(f"SELECT CAST(:child_{i} AS VARCHAR(100)), CAST(:parent_{i} AS VARCHAR(100))"
                               for i in range(len(edges)))
+    rows = rows or "SELECT CAST(NULL AS VARCHAR(100)), CAST(NULL AS VARCHAR(100)) WHERE 1 = 0"
+    object_ref = load_sql("breach_object_ref", engine.dialect.name).strip().format(column="t.record_key")
+    refs = load_sql("breach_refs", engine.dialect.name).format(edges_sql=rows, object_ref_sql=object_ref)
     values = {f"child_{i}": c for i, (c, _) in enumerate(edges)} | {f"parent_{i}": p for i, (_, p) in enumerate(edges)}
-    return _statement(engine, "breach_linked_refs", edges_sql=rows), values
-
-
-# -- persons -------------------------------------------------------------------------------
-
-DIRECT, FREE_TEXT, LINKED = 1, 2, 4  # how a person's identifiers reached the breach
-
-
-class PersonGroups:
-    """Union-find over keyed identifiers. ``_up[node]`` is the node's parent, or for a root
-    (one per person) an int: how the person was reached (DIRECT | FREE_TEXT | LINKED)."""
-
-    def __init__(self) -> None:
-        self._up: dict[str, str | int] = {}
-        self._names: dict[str, list[str]] = {}  # record node -> the name hashes it stands for
-
-    def _root(self, node: str) -> str:
-        up = self._up
-        root = node
-        while isinstance(nxt := up[root], str):
-            root = nxt
-        while node != root:  # path compression
-            nxt = up[node]
-            up[node] = root
-            node = nxt  # type: ignore[assignment]
-        return root
-
-    def add(self, nodes: list[str], how: int) -> str:
-        """One person's identifiers (nodes), reached ``how``; returns the person's root."""
-        up = self._up
-        root: str | None = None
-        for node in nodes:
-            if node not in up:
-                up[node] = how
-                r = node
-            else:
-                r = self._root(node)
-                up[r] = int(up[r]) | how
-            if root is None:
-                root = r
-            elif r != root:
-                up[r], up[root] = root, int(up[root]) | int(up[r])
-        assert root is not None
-        return root
-
-    def add_record(self, refs: list[tuple[str, str, bool]], linked: bool) -> list[str]:
-        """The identifiers of one record as (hash, kind, free_text); the roots of the persons in it."""
-        own = [h for h, kind, free in refs if not free and kind in PERSON_KINDS]
-        names = [h for h, kind, free in refs if not free and kind in NAME_KINDS]
-        roots = []
-        if not own and names:  # a name alone is this record's person only
-            own = [f"record:{len(self._names)}"]  # never a hash: hashes are hex
-            self._names[own[0]] = names
-        if own:
-            roots.append(self.add(own, LINKED if linked else DIRECT))
-        for h, kind, free in refs:
-            if free and kind in PERSON_KINDS:  # somebody named in the text: a person of their own
-                roots.append(self.add([h], FREE_TEXT))
-        return roots
-
-    def root_of(self, node: str) -> str:
-        return self._root(node)
-
-    def persons(self) -> Iterator[tuple[int, str, list[str]]]:
-        """(person number, root, the keyed hashes of the person), numbered 1, 2, ..."""
-        members: dict[str, list[str]] = {}
-        for node in self._up:
-            hashes = self._names.get(node) or [node]
-            members.setdefault(self._root(node), []).extend(hashes)
-        for n, (root, hashes) in enumerate(members.items(), start=1):
-            yield n, root, sorted(set(hashes))
-
-    def counts(self) -> dict[str, int]:
-        roots = [v for v in self._up.values() if isinstance(v, int)]
-        return {
-            "total": len(roots),
-            "with_own_records": sum(1 for v in roots if v & DIRECT),
-            "only_mentioned_in_free_text": sum(1 for v in roots if v == FREE_TEXT),
-            "only_linked_through_references": sum(1 for v in roots if v == LINKED),
-        }
+    return _statement(engine, name, refs_sql=refs), values
 
 
 # -- the protected contact list ------------------------------------------------------------
@@ -301,11 +224,13 @@ class PersonGroups:
 
 @dataclass(frozen=True)
 class ContactList:
-    """Art. 34: persons (keyed hashes) in persons.csv, and where each hash sits in locations.csv."""
+    """Art. 34, one CSV: each exposed keyed identifier, its person and where it sits."""
 
     folder: Path
-    persons: Path
-    locations: Path
+    path: Path
+
+
+CONTACT_COLUMNS = ("person", "subject_hash", "kind", "source", "record_key", "field", "place", "exposure")
 
 
 def _owner_only(path: Path) -> Any:
@@ -320,51 +245,24 @@ def _protected_folder(protected_dir: Path, reference: str) -> ContactList:
     folder = protected_dir / f"breach-{safe_file_name(reference)}"
     folder.mkdir(exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
-    return ContactList(folder, folder / "persons.csv", folder / "locations.csv")
+    return ContactList(folder, folder / "contacts.csv")
+
+
+def _write_contacts(conn: Any, stmt: TextClause, values: dict[str, Any], contacts: ContactList,
+                    chunk: int = 50_000) -> int:
+    """Stream the contact list into the protected file, a chunk at a time (never whole in memory)."""
+    written = 0
+    with _owner_only(contacts.path) as f:
+        writer = csv.writer(f)
+        writer.writerow(CONTACT_COLUMNS)
+        result = conn.execution_options(yield_per=chunk).execute(stmt, values)
+        for rows in result.partitions(chunk):
+            writer.writerows(rows)
+            written += len(rows)
+    return written
 
 
 # -- scoping -------------------------------------------------------------------------------
-
-
-@dataclass
-class _Tally:
-    """What the reference stream adds up while it passes: persons, and processor customers' persons."""
-
-    groups: PersonGroups = field(default_factory=PersonGroups)
-    by_controller: dict[str, set[str]] = field(default_factory=dict)
-    locations: int = 0
-
-
-def _consume(rows: Iterable[Any], tally: _Tally, writer: Any, exposure: str) -> None:
-    """Rows ordered by record: group each record's identifiers, write each location."""
-    key: tuple[str, str] | None = None
-    refs: list[tuple[str, str, bool]] = []
-    controller: str | None = None
-
-    def flush() -> None:
-        roots = tally.groups.add_record(refs, linked=exposure == "linked")
-        if controller is not None:
-            tally.by_controller.setdefault(controller, set()).update(roots)
-
-    for r in rows:
-        here = (r[2], r[3])
-        if here != key:
-            if refs:
-                flush()
-            key, refs = here, []
-            controller = r[7] if r[6] == "processor" else None
-        free = bool(r[5])
-        refs.append((r[0], r[1], free))
-        writer.writerow((r[0], r[1], r[2], r[3], r[4], "free_text" if free else "structured", exposure))
-        tally.locations += 1
-    if refs:
-        flush()
-
-
-def _stream(conn: Any, stmt: TextClause, values: dict[str, Any], chunk: int = 20_000) -> Iterator[Any]:
-    result = conn.execution_options(yield_per=chunk).execute(stmt, values)
-    for rows in result.partitions(chunk):
-        yield from rows
 
 
 @dataclass(frozen=True)
@@ -383,31 +281,25 @@ class BreachResult:
 
 def scope_breach(scope: BreachScope, *, catalog: Catalog, policy: Policy, tag_engine: Engine, report_dir: Path,
                  protected_dir: Path, now: datetime | None = None) -> BreachResult:
-    """Count what the breach touches, write the protected contact list and the report."""
+    """Count what the breach touches (set-based, on the tag store), write the protected contact
+    list and the report."""
     now = now or datetime.now(timezone.utc)
     values = _bind(scope)
-    edges = _parent_edges(catalog)
+    # Orders, tickets, ...: their owners are affected too. Without such a source, no recursion.
+    edges = _parent_edges(catalog) if {c for c, _ in _parent_edges(catalog)} & set(scope.all_sources) else []
     contacts = _protected_folder(protected_dir, scope.reference)
-    tally = _Tally()
     with tag_engine.connect() as conn:
+        if tag_engine.dialect.name == "postgresql":  # grouping a million identifiers: sort in memory, not on disk
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
         records = [dict(r._mapping) for r in conn.execute(_statement(tag_engine, "breach_records"), values)]
         categories = [dict(r._mapping) for r in conn.execute(_statement(tag_engine, "breach_categories"), values)]
         identifiers = [dict(r._mapping) for r in conn.execute(_statement(tag_engine, "breach_identifiers"), values)]
-        with _owner_only(contacts.locations) as f:
-            writer = csv.writer(f)
-            writer.writerow(("subject_hash", "kind", "source", "record_key", "field", "where", "exposure"))
-            _consume(_stream(conn, _statement(tag_engine, "breach_refs"), values), tally, writer, "direct")
-            children = {c for c, _ in edges}
-            if children & set(scope.all_sources):  # orders, tickets, ...: their owners are affected too
-                stmt, edge_values = _linked_statement(tag_engine, edges)
-                _consume(_stream(conn, stmt, values | edge_values), tally, writer, "linked")
-    with _owner_only(contacts.persons) as f:
-        writer = csv.writer(f)
-        writer.writerow(("person", "subject_hash"))
-        for n, _, hashes in tally.groups.persons():
-            writer.writerows((n, h) for h in hashes)
+        stmt, edge_values = _refs_statement(tag_engine, "breach_persons", edges)
+        persons = [dict(r._mapping) for r in conn.execute(stmt, values | edge_values)]
+        stmt, edge_values = _refs_statement(tag_engine, "breach_contacts", edges)
+        locations = _write_contacts(conn, stmt, values | edge_values, contacts)
     report = build_breach_report(scope, policy=policy, records=records, categories=categories,
-                                 identifiers=identifiers, tally=tally, now=now)
+                                 identifiers=identifiers, persons=persons, locations=locations, now=now)
     return BreachResult(report, write_breach_report(report, report_dir), contacts)
 
 
@@ -415,21 +307,25 @@ def scope_breach(scope: BreachScope, *, catalog: Catalog, policy: Policy, tag_en
 
 
 def build_breach_report(scope: BreachScope, *, policy: Policy, records: list[dict[str, Any]],
-                        categories: list[dict[str, Any]], identifiers: list[dict[str, Any]], tally: _Tally,
-                        now: datetime) -> dict[str, Any]:
+                        categories: list[dict[str, Any]], identifiers: list[dict[str, Any]],
+                        persons: list[dict[str, Any]], locations: int, now: datetime) -> dict[str, Any]:
+    """The report from the queries' rows: counts, categories and kinds only."""
     per_source: dict[str, dict[str, int]] = {}
     for r in records:
         s = per_source.setdefault(r["source"], {"records": 0, "undated": 0})
         s["records"] += int(r["records"])
         s["undated"] += int(r["undated"])
-    processors = _processor_customers(policy, records, tally)
+    everyone = next(p for p in persons if p["customer"] == "")
+    processors = _processor_customers(policy, records, {p["customer"]: int(p["persons"]) for p in persons
+                                                        if p["customer"] != ""})
     kinds = [{"kind": r["kind"], "where": "free_text" if r["free_text"] else "structured",
-              "identifiers": int(r["identifiers"]), "occurrences": int(r["occurrences"]), "records": int(r["records"])}
-             for r in identifiers]
+              "identifiers": int(r["identifiers"]), "occurrences": int(r["occurrences"])} for r in identifiers]
     exposed = {k["kind"] for k in kinds}
     activities = sorted({c["activity"] for c in categories})
     data_categories = sorted({c["category"] for c in categories})
-    persons = tally.groups.counts()
+    counted = {"total": int(everyone["persons"]), "with_own_records": int(everyone["with_own_records"]),
+               "only_mentioned_in_free_text": int(everyone["only_mentioned"]),
+               "only_linked_through_references": int(everyone["only_linked"])}
     indicators = _risk_indicators(exposed, kinds, processors, data_categories, policy)
     notify_by = scope.notify_by
     return {
@@ -446,9 +342,9 @@ def build_breach_report(scope: BreachScope, *, policy: Policy, records: list[dic
         },
         "totals": {"records": sum(s["records"] for s in per_source.values()),
                    "undated_records": sum(s["undated"] for s in per_source.values()),
-                   "identifier_locations": tally.locations},
+                   "identifier_locations": locations},
         "sources": [{"source": name, **counts} for name, counts in sorted(per_source.items())],
-        "persons": persons,
+        "persons": counted,
         "identifier_kinds": kinds,
         "categories": [{**c, "records": int(c["records"]),
                         "label": policy.categories[c["category"]].label_sv if c["category"] in policy.categories else ""}
@@ -459,7 +355,7 @@ def build_breach_report(scope: BreachScope, *, policy: Policy, records: list[dic
             "notify_authority_by": notify_by.isoformat(timespec="minutes"),
             "notify_authority_by_local": notify_by.astimezone(LOCAL_TIME).isoformat(timespec="minutes"),
             "hours_left": round((notify_by - now).total_seconds() / 3600, 1),
-            "approximate_persons": persons["total"],
+            "approximate_persons": counted["total"],
             "approximate_records": sum(s["records"] for s in per_source.values()),
             "categories_of_persons": [{"activity": a, "label": policy.activities[a].label_sv if a in policy.activities else ""}
                                       for a in activities],
@@ -478,7 +374,7 @@ def build_breach_report(scope: BreachScope, *, policy: Policy, records: list[dic
     }
 
 
-def _processor_customers(policy: Policy, records: list[dict[str, Any]], tally: _Tally) -> list[dict[str, Any]]:
+def _processor_customers(policy: Policy, records: list[dict[str, Any]], persons: dict[str, int]) -> list[dict[str, Any]]:
     """Customers whose (processor-role) data is involved: they are the controllers, and must be told (Art. 33(2))."""
     out: dict[str, dict[str, Any]] = {}
     for r in records:
@@ -491,7 +387,7 @@ def _processor_customers(policy: Policy, records: list[dict[str, Any]], tally: _
         known = policy.processor_customers.get(customer)
         c["name"] = known.name if known else ""
         c["known_customer"] = known is not None
-        c["persons"] = len({tally.groups.root_of(n) for n in tally.by_controller.get(customer, ())})
+        c["persons"] = persons.get(customer, 0)
     return [out[k] for k in sorted(out)]
 
 

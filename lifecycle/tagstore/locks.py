@@ -37,34 +37,37 @@ def _key(source: str) -> int:
 
 
 @contextmanager
-def source_guard(tag_engine: Engine, sources: Iterable[str], *, holder: str = "") -> Iterator[None]:
-    """Hold the guard of every source in ``sources`` until the block ends."""
+def source_guard(tag_engine: Engine, sources: Iterable[str], *, holder: str = "", shared: bool = False) -> Iterator[None]:
+    """Hold the guard of every source in ``sources`` until the block ends. ``shared``: the
+    partitions of one scan hold it side by side, and a request (exclusive) waits for them all."""
     names = sorted(set(sources))
     with ExitStack() as stack:
         if tag_engine.dialect.name == "postgresql":
             conn = stack.enter_context(tag_engine.connect())
             for name in names:
-                _pg_lock(conn, name, holder)
-                stack.callback(_pg_unlock, conn, name)
+                _pg_lock(conn, name, holder, shared)
+                stack.callback(_pg_unlock, conn, name, shared)
             conn.commit()  # the session lock outlives the transaction; no transaction stays open
         else:
             folder = _lock_folder(tag_engine)
             for name in names:
                 stack.enter_context(_file_lock(folder / f"{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock",
-                                               name, holder))
+                                               name, holder, shared))
         yield
 
 
-def _pg_lock(conn, name: str, holder: str) -> None:  # type: ignore[no-untyped-def]
+def _pg_lock(conn, name: str, holder: str, shared: bool = False) -> None:  # type: ignore[no-untyped-def]
     args = {"c": _GUARD_CLASS, "k": _key(name)}
-    if conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), args).scalar():
+    mode = "_shared" if shared else ""
+    if conn.execute(text(f"SELECT pg_try_advisory_lock{mode}(:c, :k)"), args).scalar():
         return
     log.info("%s waits for the source guard of %s (a scan or request is running)", holder or "this task", name)
-    conn.execute(text("SELECT pg_advisory_lock(:c, :k)"), args)
+    conn.execute(text(f"SELECT pg_advisory_lock{mode}(:c, :k)"), args)
 
 
-def _pg_unlock(conn, name: str) -> None:  # type: ignore[no-untyped-def]
-    conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), {"c": _GUARD_CLASS, "k": _key(name)})
+def _pg_unlock(conn, name: str, shared: bool = False) -> None:  # type: ignore[no-untyped-def]
+    mode = "_shared" if shared else ""
+    conn.execute(text(f"SELECT pg_advisory_unlock{mode}(:c, :k)"), {"c": _GUARD_CLASS, "k": _key(name)})
     conn.commit()
 
 
@@ -78,17 +81,18 @@ def _lock_folder(tag_engine: Engine) -> Path:
 
 
 @contextmanager
-def _file_lock(path: Path, name: str, holder: str) -> Iterator[None]:
+def _file_lock(path: Path, name: str, holder: str, shared: bool = False) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             log.info("%s waits for the source guard of %s (a scan or request is running)", holder or "this task", name)
             started = time.monotonic()
             while True:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     time.sleep(0.2)

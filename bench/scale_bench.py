@@ -1,0 +1,171 @@
+"""Scale-out of the full scan: one large source scanned in key-range partitions by 1 and by 2
+worker processes, against the bare read of the same rows, measured in the same run.
+
+    python bench/scale_bench.py [--rows 1000000] [--partitions 8] [--whole]
+                                [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+
+Builds the contact-form source of ``--rows`` records (bench/scan_bench.py's, 20 % with free
+text) in a scratch schema on PostgreSQL. Each run scans it into a tag store of its own (a
+scratch schema each) with the product's partitioning (lifecycle.discovery.partitions): the plan
+splits the table into ``--partitions`` key ranges, a process pool of N workers scans the ranges
+(what N Celery workers do with the DAG's mapped ``scan_partition`` tasks), and the finish step
+runs once. Prints wall time, rows/s, the speedup of 2 workers over 1 and each run's ratio to
+the bare read, checks that both tag stores hold the same tags and index, and projects the first
+night of a 100 M-row source for 1, 4 and 16 workers from the measured per-worker rate.
+``--whole`` also times today's one-task scan (scan_source) for the partitions' overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import Engine, text  # noqa: E402
+
+from bench.scan_bench import COLUMNS, build_source  # noqa: E402
+from bench.scratch import scratch, server  # noqa: E402
+from lifecycle.config.catalog import load_catalog  # noqa: E402
+from lifecycle.config.policy import load_policy  # noqa: E402
+from lifecycle.discovery.identifiers import SubjectHasher  # noqa: E402
+from lifecycle.discovery.partitions import Partition, finish_partitions, plan_partitions, run_partition  # noqa: E402
+from lifecycle.discovery.scan import scan_source  # noqa: E402
+from lifecycle.tagstore.db import make_engine, open_tag_store  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TODAY = date(2026, 11, 25)
+SECRET = b"benchmark-secret-0123456789abcdef"
+SOURCE = "contact_form_submissions"
+PROJECTED_ROWS = 100_000_000
+
+
+def _world() -> tuple[Any, Any]:
+    policy = load_policy(ROOT / "config" / "policy.yaml")
+    return policy, load_catalog(ROOT / "config" / "catalog.yaml", policy).source(SOURCE)
+
+
+def scan_one(url: str, source_schema: str, tag_schema: str, partition: dict[str, Any]) -> dict[str, Any]:
+    """One partition in a worker process: its own engines, as a Celery worker's task has."""
+    policy, source = _world()
+    return run_partition(Partition.from_dict(partition), source, policy,
+                         source_engine=make_engine(url, schema=source_schema),
+                         tag_engine=open_tag_store(url, schema=tag_schema), hasher=SubjectHasher(SECRET),
+                         logical_date=TODAY)
+
+
+def scan_with_workers(url: str, source_schema: str, tag_schema: str, rows: int, partitions: int,
+                      workers: int) -> tuple[float, int, list[dict[str, Any]]]:
+    """Plan, the partitions on ``workers`` processes, finish: wall time, partitions, results."""
+    policy, source = _world()
+    engine, tags = make_engine(url, schema=source_schema), open_tag_store(url, schema=tag_schema)
+    hasher = SubjectHasher(SECRET)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        list(pool.map(int, range(workers)))  # start the processes (interpreter + imports) before the clock
+        started = time.perf_counter()
+        planned = plan_partitions(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher,
+                                  run_id=f"scale-{workers}", partition_rows=max(rows // partitions, 1))
+        futures = [pool.submit(scan_one, url, source_schema, tag_schema, p.to_dict()) for p in planned]
+        results = [f.result() for f in futures]
+        stats = finish_partitions(source, results, source_engine=engine, tag_engine=tags, hasher=hasher)
+        seconds = time.perf_counter() - started
+    finally:
+        pool.shutdown()
+    assert stats.records == rows, f"{stats.records} records scanned of {rows}"
+    return seconds, len(planned), results
+
+
+def tag_store_digest(tags: Engine) -> tuple[int, int, str]:
+    """Tags, index entries and an order-independent digest of both (the run id left out)."""
+    with tags.connect() as conn:
+        return tuple(conn.execute(text(  # type: ignore[return-value]
+            "SELECT (SELECT count(*) FROM lc_record_tag), (SELECT count(*) FROM lc_subject_ref), "
+            "md5((SELECT string_agg(md5(concat_ws('|', source, record_key, category, lawful_basis, deadline, status, "
+            "violation, subject_refs)), '' ORDER BY record_key, category) FROM lc_record_tag) || "
+            "(SELECT string_agg(md5(concat_ws('|', subject_hash, record_key, field)), '' "
+            "ORDER BY subject_hash, record_key, field) FROM lc_subject_ref))")).one())
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--partitions", type=int, default=8, help="key ranges the source is split into")
+    parser.add_argument("--whole", action="store_true", help="also time the one-task scan (scan_source)")
+    parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    with scratch(args.url, "lc_scale") as source_schema, scratch(args.url, "lc_scale_w1") as one_schema, \
+            scratch(args.url, "lc_scale_w2") as two_schema:
+        engine = make_engine(args.url, schema=source_schema)
+        print(f"building {args.rows:,} source rows in schema {source_schema} on {server(engine)} ...")
+        started = time.perf_counter()
+        build_source(engine, args.rows)
+        print(f"built in {time.perf_counter() - started:.1f} s")
+
+        started = time.perf_counter()
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=5000).execute(
+                text(f"SELECT {COLUMNS} FROM {SOURCE}"))
+            read = sum(len(chunk) for chunk in result.partitions(5000))
+        bare = time.perf_counter() - started
+        assert read == args.rows
+
+        runs: dict[int, tuple[float, int]] = {}
+        for workers, schema in ((1, one_schema), (2, two_schema)):
+            print(f"scanning with {workers} worker process(es) ...")
+            seconds, parts, _ = scan_with_workers(args.url, source_schema, schema, args.rows, args.partitions, workers)
+            runs[workers] = (seconds, parts)
+        same = tag_store_digest(open_tag_store(args.url, schema=one_schema)) == \
+            tag_store_digest(open_tag_store(args.url, schema=two_schema))
+        whole = None
+        if args.whole:
+            with scratch(args.url, "lc_scale_whole") as whole_schema:
+                policy, source = _world()
+                print("scanning in one task (scan_source) ...")
+                started = time.perf_counter()
+                scan_source(source, policy, source_engine=engine, tag_engine=open_tag_store(args.url, schema=whole_schema),
+                            hasher=SubjectHasher(SECRET), run_id="scale-whole", logical_date=TODAY)
+                whole = time.perf_counter() - started
+
+    one, two = runs[1][0], runs[2][0]
+    print()
+    print(f"source: {args.rows:,} rows, {runs[1][1]} partitions; machine: {multiprocessing.cpu_count()} cores, "
+          f"load average {os.getloadavg()[1]:.1f} over the last 5 minutes (other work skews the speedup)")
+    print(f"{'run':<28}{'wall s':>9}{'rows/s':>11}{'vs bare read':>14}")
+    print(f"{'bare read (baseline)':<28}{bare:>9.2f}{args.rows / bare:>11,.0f}{1.0:>13.1f}x")
+    if whole is not None:
+        print(f"{'one task (scan_source)':<28}{whole:>9.2f}{args.rows / whole:>11,.0f}{whole / bare:>13.1f}x")
+    for workers, (seconds, _) in runs.items():
+        label = f"partitioned, {workers} worker{'s' if workers > 1 else ''}"
+        print(f"{label:<28}{seconds:>9.2f}{args.rows / seconds:>11,.0f}{seconds / bare:>13.1f}x")
+    speedup = one / two
+    print(f"speedup 2 workers / 1: {speedup:.2f}x (target >= 1.7x); same tag store and index: {'yes' if same else 'NO'}")
+
+    # Projection: each worker scans at the measured one-worker rate, times the scaling efficiency
+    # measured with two (the tag store's own capacity is assumed to keep up: see the README).
+    rate = args.rows / one
+    efficiency = speedup / 2
+    print()
+    print(f"first night of a {PROJECTED_ROWS // 1_000_000} M-row source, from {rate:,.0f} rows/s per worker "
+          f"and {efficiency:.0%} scaling efficiency measured with 2:")
+    print(f"{'workers':>8}{'projected':>12}")
+    for workers in (1, 4, 16):
+        seconds = PROJECTED_ROWS / (rate * (1 if workers == 1 else workers * efficiency))
+        print(f"{workers:>8}{_duration(seconds):>12}")
+
+
+if __name__ == "__main__":
+    main()

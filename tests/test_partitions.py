@@ -1,0 +1,199 @@
+"""Partitioned scans (lifecycle.discovery.partitions) on SQLite and PostgreSQL: key ranges that
+cover the table once, the same tag store and subject index as one whole-table scan through
+first scans, full rescans and incremental nights, and a failed partition that leaves the
+watermark and the live index alone until a retry of that partition alone completes the night."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, MetaData, Table, create_engine, select, text
+
+import lifecycle.discovery.scan as scan_module
+from demo.company import generate
+from lifecycle.config.catalog import load_catalog
+from lifecycle.config.policy import load_policy
+from lifecycle.discovery.partitions import (
+    PartitionsIncompleteError, finish_partitions, key_ranges, plan_partitions, run_partition, scan_partitioned,
+)
+from lifecycle.discovery.scan import scan_source
+from lifecycle.tagstore.db import open_tag_store
+from lifecycle.tagstore.tables import record_tag, subject_ref, watermark
+from tests.conftest import PG_URL
+
+TODAY = date(2026, 11, 25)
+LATER = datetime(2026, 11, 25, 23, 0)
+ROWS = 240  # contact forms; ranges of 50 rows: five partitions
+SMALL = 50
+
+
+@pytest.fixture
+def second_tag_store(db, tmp_path: Path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    """A second, empty tag store beside the test's: the whole-table scans go to one, the
+    partitioned ones to the other, over the same source tables."""
+    if db.kind == "sqlite":
+        yield open_tag_store(f"sqlite:///{tmp_path / 'partitioned.db'}")
+        return
+    schema = f"lc_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield open_tag_store(PG_URL, schema=schema)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def world(db, tag_db, second_tag_store, policy_path: Path, catalog_path: Path, hasher):  # type: ignore[no-untyped-def]
+    generate(db.url, rows=ROWS, seed=3, as_of=TODAY, schema=db.schema)
+    policy = load_policy(policy_path)
+    catalog = load_catalog(catalog_path, policy)
+    return db.engine(), tag_db.tag_store(), second_tag_store, catalog, policy
+
+
+def _snapshot(tags: Engine, source: str) -> dict[str, Any]:
+    """Everything a scan leaves for a source, without the run that wrote it."""
+    with tags.connect() as conn:
+        rows = {tuple(r) for r in conn.execute(select(*[c for c in record_tag.c if c.name != "run_id"])
+                                               .where(record_tag.c.source == source))}
+        refs = {tuple(r) for r in conn.execute(select(subject_ref).where(subject_ref.c.source == source))}
+        mark = conn.execute(select(watermark.c.value, watermark.c.fingerprint)
+                            .where(watermark.c.source == source)).first()
+    return {"tags": rows, "refs": refs, "watermark": tuple(mark) if mark else None}
+
+
+def _table_sources(catalog) -> list:  # type: ignore[no-untyped-def]
+    return [s for s in catalog.sources.values() if s.table is not None]
+
+
+def test_key_ranges_cover_every_key_once_and_small_or_text_keyed_tables_stay_whole(world, db) -> None:  # type: ignore[no-untyped-def]
+    engine, _, _, catalog, _ = world
+    forms = catalog.source("contact_form_submissions")
+    ranges = key_ranges(engine, forms, SMALL)
+    assert len(ranges) == 5 and ranges[0][0] is None and ranges[-1][1] is None
+    assert all(hi == lo for (_, hi), (lo, _) in zip(ranges, ranges[1:]))  # adjacent, no gap, no overlap
+    ids = Table("contact_form_submissions", MetaData(), autoload_with=engine).c.id
+    with engine.connect() as conn:
+        counts = [conn.execute(select(ids).where(*([ids >= lo] if lo is not None else []),
+                                                 *([ids < hi] if hi is not None else []))).all() for lo, hi in ranges]
+    assert sum(len(c) for c in counts) == ROWS and all(30 <= len(c) <= 70 for c in counts)
+    assert key_ranges(engine, forms, ROWS) == [(None, None)]  # not above the target: one task
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE coded (code VARCHAR(20) PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO coded (code) VALUES " + ", ".join(f"('k{i}')" for i in range(300))))
+    coded = forms.model_copy(update={"table": "coded", "primary_key": "code"})
+    assert key_ranges(engine, coded, SMALL) == [(None, None)]
+
+
+def test_partitioned_scans_leave_exactly_what_one_scan_leaves(world, hasher) -> None:  # type: ignore[no-untyped-def]
+    engine, whole, split, catalog, policy = world
+    sources = _table_sources(catalog)
+
+    def night(run: str, **kw: Any) -> dict[str, tuple[Any, Any]]:
+        out = {}
+        for source in sources:
+            one = scan_source(source, policy, source_engine=engine, tag_engine=whole, hasher=hasher, run_id=run,
+                              logical_date=TODAY, **kw)
+            parts = scan_partitioned(source, policy, source_engine=engine, tag_engine=split, hasher=hasher, run_id=run,
+                                     logical_date=TODAY, partition_rows=SMALL, **kw)
+            out[source.name] = (one, parts)
+        return out
+
+    def assert_same(scans: dict[str, tuple[Any, Any]]) -> None:
+        for name, (one, parts) in scans.items():
+            assert (parts.mode, parts.full_reason, parts.records, parts.tags, parts.subject_refs, parts.deleted,
+                    parts.by_category_basis) == (one.mode, one.full_reason, one.records, one.tags, one.subject_refs,
+                                                 one.deleted, one.by_category_basis), name
+            assert _snapshot(split, name) == _snapshot(whole, name), name
+
+    first = night("n1")
+    assert_same(first)
+    plan = plan_partitions(catalog.source("contact_form_submissions"), policy, source_engine=engine,
+                           tag_engine=split, hasher=hasher, run_id="n2", full_rescan=True, partition_rows=SMALL)
+    assert len(plan) == 5  # the contact forms did run in partitions
+    assert first["contact_form_submissions"][1].records == ROWS and _snapshot(whole, "contact_form_submissions")["refs"]
+
+    # Changes, deletions and a new record, then a full rescan (index built beside the live one
+    # and swapped in; deleted records dropped) and an incremental night (one partition).
+    forms = Table("contact_form_submissions", MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        conn.execute(forms.update().where(forms.c.id.in_([3, 120, 200])).values(updated_at=LATER,
+                                                                                  email="ny.adress@exempel.se"))
+        conn.execute(forms.delete().where(forms.c.id.in_([12, 130])))
+    rescan = night("n2", full_rescan=True)
+    assert rescan["contact_form_submissions"][0].deleted == 2
+    assert_same(rescan)
+    with engine.begin() as conn:
+        conn.execute(forms.update().where(forms.c.id == 7).values(updated_at=datetime(2026, 11, 26, 1, 0),
+                                                                  email="annan@exempel.se"))
+        conn.execute(forms.delete().where(forms.c.id == 150))
+    incremental = night("n3")
+    assert incremental["contact_form_submissions"][0].mode == "incremental"
+    assert_same(incremental)
+
+
+class WorkerLost(RuntimeError):
+    pass
+
+
+def test_a_failed_partition_leaves_watermark_and_index_and_its_retry_alone_completes(  # type: ignore[no-untyped-def]
+        world, hasher, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, whole, split, catalog, policy = world
+    source = catalog.source("contact_form_submissions")
+    kw = {"source_engine": engine, "hasher": hasher}
+    scan_partitioned(source, policy, tag_engine=split, run_id="n1", logical_date=TODAY, partition_rows=SMALL, **kw)
+    before = _snapshot(split, source.name)
+    assert before["watermark"] is not None
+
+    # A requested full rescan in five partitions; the third one's worker dies after writing its chunk.
+    parts = plan_partitions(source, policy, tag_engine=split, run_id="n2", full_rescan=True, partition_rows=SMALL, **kw)
+    assert len(parts) == 5
+    real_count = scan_module.count_into
+    failing = {"index": 2}
+
+    def count_or_die(*args: Any, **kwargs: Any) -> None:
+        real_count(*args, **kwargs)
+        if failing["index"] is not None:
+            raise WorkerLost("worker lost")
+
+    results = []
+    for part in parts:
+        failing["index"] = part.index if part.index == 2 else None
+        monkeypatch.setattr(scan_module, "count_into", count_or_die)
+        try:
+            results.append(run_partition(part, source, policy, tag_engine=split, logical_date=TODAY, **kw))
+        except WorkerLost:
+            pass
+        monkeypatch.setattr(scan_module, "count_into", real_count)
+    assert [r["partition"]["index"] for r in results] == [0, 1, 3, 4]
+    with pytest.raises(PartitionsIncompleteError, match=r"partitions \[0, 1, 3, 4\] reported of 5"):
+        finish_partitions(source, results, tag_engine=split, **kw)
+    after_failure = _snapshot(split, source.name)
+    # The watermark did not advance (a full rescan clears it at the start, so the next night is
+    # full again unless this one completes); the live index is the old complete one.
+    assert after_failure["watermark"] is None
+    assert after_failure["refs"] == before["refs"]
+
+    # Meanwhile a record of the failed range changes; the retry of that range alone sees it,
+    # and replaces what its failed attempt wrote.
+    forms = Table("contact_form_submissions", MetaData(), autoload_with=engine)
+    lo, hi = parts[2].lo, parts[2].hi
+    with engine.begin() as conn:
+        key = conn.execute(select(forms.c.id).where(forms.c.id >= lo, forms.c.id < hi,
+                                                    forms.c.email.is_not(None)).limit(1)).scalar_one()
+        conn.execute(forms.update().where(forms.c.id == key).values(email="efter.felet@exempel.se", updated_at=LATER))
+    results.append(run_partition(parts[2], source, policy, tag_engine=split, logical_date=TODAY, retry=True, **kw))
+    stats = finish_partitions(source, results, tag_engine=split, **kw)
+    assert stats.records == ROWS and stats.mode == "full"
+
+    # The same as one whole-table rescan of the same data (first night, then the rescan).
+    scan_source(source, policy, tag_engine=whole, run_id="n1", logical_date=TODAY, **kw)
+    scan_source(source, policy, tag_engine=whole, run_id="n2", logical_date=TODAY, full_rescan=True, **kw)
+    assert _snapshot(split, source.name) == _snapshot(whole, source.name)
+    assert _snapshot(split, source.name)["watermark"] is not None
