@@ -53,7 +53,10 @@ def _visits_table(metadata: MetaData) -> Table:
 @pytest.fixture
 def visits(db) -> Engine:  # type: ignore[no-untyped-def]
     """The planted visits in the source database."""
-    engine = db.engine()
+    return _plant(db.engine())
+
+
+def _plant(engine: Engine) -> Engine:
     metadata = MetaData()
     table = _visits_table(metadata)
     metadata.create_all(engine)
@@ -110,6 +113,15 @@ def test_groups_under_k_are_never_published_and_the_counts_are_right(visits, tag
         values = set(conn.execute(select(analytics_aggregate.c.group_value)).scalars())
         assert values == {"Acme AB", ""}
         assert conn.execute(select(analytics_state.c.aggregated_until)).scalar_one() in (WEEK3, WEEK3.isoformat())
+
+
+def test_a_source_on_mariadb_is_counted_alike(mariadb, tmp_path, catalog) -> None:  # type: ignore[no-untyped-def]
+    from lifecycle.tagstore import make_engine, open_tag_store
+
+    tag = open_tag_store(f"sqlite:///{tmp_path / 'tagstore.db'}")
+    source = _plant(make_engine(mariadb))
+    aggregate_source(catalog.source("website_visits"), source, tag, run_id="night-1", logical_date=NIGHT)
+    assert _published(tag) == EXPECTED
 
 
 def test_a_rerun_counts_nothing_twice_and_anonymised_visits_stay_counted(visits, tag_db, catalog) -> None:  # type: ignore[no-untyped-def]

@@ -1,5 +1,5 @@
-"""Nightly enforcement: the stored plan, its journaled execution and the Great Expectations
-validation of the tag store.
+"""Nightly enforcement: the stored plan, its journaled execution, the Great Expectations
+validation of the tag store, and the aggregate-only analytics counted before raw data is anonymised.
 """
 
 from lifecycle.surface import public_surface

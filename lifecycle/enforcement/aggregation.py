@@ -136,7 +136,8 @@ def aggregate_source(source: Source, source_engine: Engine, tag_engine: Engine, 
     until = period_start(logical_date, spec.period)
     todo = spans(start, until, spec.period) if start is not None else []
     counts = [c for span in todo for c in count_span(source, source_engine, span)]
-    published = [c for c in counts if c.visitors >= spec.k]  # the one place k is applied
+    # The statement merged groups under k into "other"; "other" itself may be under k: left out.
+    published = [c for c in counts if c.visitors >= spec.k]
     for c in counts:
         if c.visitors >= spec.k:
             stats.groups_published += 1
