@@ -6,9 +6,9 @@ lets every ``user`` trigger every DAG and answer every approval. ``LifecycleAuth
 that auth manager with three rules more, enforced wherever Airflow asks the auth manager (the
 REST API, hence the UI's trigger and approval buttons, and the compliance page):
 
-- the request DAG (``lifecycle_subject_request``: erasure, extracts, rectification) is seen,
-  triggered, cleared or marked only by users holding the privacy role: its runs carry the
-  identifiers of the person who asked;
+- the request DAG (``lifecycle_subject_request``: erasure, extracts, rectification) and the
+  breach-scope DAG (``lifecycle_breach_scope``: its contact list) are seen, triggered, cleared or
+  marked only by users holding the privacy role: their runs carry or lead to people's identifiers;
 - an approval (a human-in-the-loop answer) in any DAG is given only by the privacy role;
 - the compliance page is seen only by the compliance role.
 
@@ -36,7 +36,8 @@ from lifecycle.errors import ConfigError
 PRIVACY_ROLE_ENV = "LIFECYCLE_PRIVACY_ROLE"
 COMPLIANCE_ROLE_ENV = "LIFECYCLE_COMPLIANCE_ROLE"
 DEFAULT_ROLE = "op"
-PRIVACY_DAGS = frozenset({"lifecycle_subject_request"})
+# Their runs carry a person's identifiers (requests) or lead to the persons affected (breach scope).
+PRIVACY_DAGS = frozenset({"lifecycle_subject_request", "lifecycle_breach_scope"})
 COMPLIANCE_VIEW = "Lifecycle compliance"  # the custom view's resource name, as the auth manager sees it
 
 
