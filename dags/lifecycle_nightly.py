@@ -20,8 +20,13 @@ in the catalog:
    whose child record stays is anonymised and kept rather than erased);
 4. **enforce** the plan in journaled batches (safe to re-run after a crash), one mapped task per
    group of sources that reference each other, children before parents, so no foreign key
-   breaks; unrelated sources run side by side;
-5. **validate again**: must pass;
+   breaks; unrelated sources run side by side. A group holding a source whose plan exceeds its
+   `max_destroy_share` first waits for a person (`enforcement.approve_large_plan`, Required
+   actions in the UI; the plan's counts and a dry-run report of it are on the screen): Approve
+   enforces it, Reject or no answer within `lifecycle_approval_timeout_hours` (default 12)
+   leaves it untouched and the report says so; the other groups do not wait.
+   `confirm_large_plan` approves in advance;
+5. **validate again**: must pass (sources withheld by a decision are left out);
 6. **report** as JSON and HTML (counts only, no personal data);
 7. **records of processing**: the GDPR art. 30 record (as controller and, per customer, as
    processor) as JSON, HTML and CSV for the run's month, with the changes since the previous

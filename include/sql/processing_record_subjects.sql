@@ -7,24 +7,28 @@
 WITH RECURSIVE via (child, parent) AS (
   {via_sql}
 ),
-owner (source, record_key, owner_source, owner_key, depth) AS (
-  SELECT DISTINCT source, record_key, source, record_key, 0
+-- Each tag's group and the records whose identifiers name its subjects: itself, its parent, ...
+-- (UNION drops repeats: only the distinct owners of a group matter for the count.)
+owner (role, controller, activity, category, owner_source, owner_key, depth) AS (
+  SELECT role, controller, activity, category, source, record_key, 0
   FROM lc_record_tag
   WHERE status <> 'anonymised'
   UNION
-  SELECT o.source, o.record_key, v.parent, t.parent_key, o.depth + 1
+  -- CROSS JOIN keeps SQLite's join order (the queue row first, then a primary-key lookup; the
+  -- COALESCE keeps it off the parent index); PostgreSQL plans it as an inner join.
+  SELECT o.role, o.controller, o.activity, o.category, v.parent, t.parent_key, o.depth + 1
   FROM owner o
-  JOIN via v ON v.child = o.owner_source
-  JOIN lc_record_tag t ON t.source = o.owner_source AND t.record_key = o.owner_key
-  WHERE t.parent_key IS NOT NULL AND o.depth < 8
+  CROSS JOIN via v
+  CROSS JOIN lc_record_tag t
+  WHERE v.child = o.owner_source AND t.source = o.owner_source AND t.record_key = o.owner_key
+    AND COALESCE(t.parent_key, '') <> '' AND o.depth < 8
 ),
 per_kind AS (
-  SELECT t.role, t.controller, t.activity, t.category, r.kind, COUNT(DISTINCT r.subject_hash) AS subjects
-  FROM lc_record_tag t
-  JOIN owner o ON o.source = t.source AND o.record_key = t.record_key
+  SELECT o.role, o.controller, o.activity, o.category, r.kind, COUNT(DISTINCT r.subject_hash) AS subjects
+  FROM owner o
   JOIN lc_subject_ref r ON r.source = o.owner_source AND r.record_key = o.owner_key
-  WHERE t.status <> 'anonymised' AND r.free_text = :no
-  GROUP BY t.role, t.controller, t.activity, t.category, r.kind
+  WHERE r.free_text = :no
+  GROUP BY o.role, o.controller, o.activity, o.category, r.kind
 )
 SELECT role, controller, activity, category, MAX(subjects) AS data_subjects
 FROM per_kind
