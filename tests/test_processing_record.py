@@ -170,6 +170,8 @@ def test_measured_facts_match_the_source_tables(world, tmp_path) -> None:  # typ
     assert [(r["sub_processor"], r["third_country"], r["valid"]) for r in web["recipients"]] == [("albacross", False, True)]
     assert record["summary"]["third_country_transfers"] == 1 and record["summary"]["register_findings"] == 1
     assert record["changes"] == {"previous_month": None, "items": []}
+    news_activity = next(a for a in record["activities"] if a["activity"] == "newsletter")
+    assert news_activity["data_subjects"] == "Prenumeranter på nyhetsbrev och andra utskick"  # the policy's own words
 
     # CSV: the art. 30 template's columns, one row per activity and category (and per customer as processor).
     rows = list(csv.DictReader(io.StringIO(paths.csv.read_text())))

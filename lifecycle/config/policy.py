@@ -75,6 +75,8 @@ class Activity(_Frozen):
     role: Role
     retention_clock: ClockKind
     policy_ref: str = ""
+    # Who the data is about (Art. 30(1)(c)), in the policy's words; empty: the activity's people.
+    data_subjects_sv: str = ""
     direct_marketing: bool = False
     aggregate_only: bool = False
     sub_processors: tuple[str, ...] = ()

@@ -179,9 +179,9 @@ def _activity(policy: Policy, catalog: Catalog, mechanisms: MechanismTable, name
         "activity": name, "label_sv": a.label_sv, "purpose": a.label_sv, "policy_ref": a.policy_ref, "role": a.role,
         "direct_marketing": a.direct_marketing, "aggregate_only": a.aggregate_only,
         "retention_clock": {"kind": a.retention_clock, "description": policy.retention_clocks[a.retention_clock].description},  # type: ignore[index]
-        # The policy names no categories of data subjects: they are the people of the activity,
-        # and in free text anyone they chose to mention.
-        "data_subjects": (subjects_of or f"persons whose data is processed in: {a.label_sv}")
+        # The policy's categories of data subjects (data_subjects_sv), else the people of the
+        # activity; in free text, anyone they chose to mention.
+        "data_subjects": (subjects_of or a.data_subjects_sv or f"persons whose data is processed in: {a.label_sv}")
                          + ("; persons mentioned in free text" if free_text else ""),
         "recipients": _recipients(policy, mechanisms, a.sub_processors, as_of),
         "categories": categories,
