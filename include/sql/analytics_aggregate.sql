@@ -10,7 +10,7 @@
 -- (No colon-prefixed names in these comments: they would be read as bind parameters.)
 WITH visit AS (
   SELECT {period_start_sql} AS period_start,
-         COALESCE(CAST({group_column} AS VARCHAR(200)), '') AS group_value,
+         COALESCE({group_sql}, '') AS group_value,
          {visitor_column} AS visitor
   FROM {table}
   WHERE {date_column} >= :from_date AND {date_column} < :until_date

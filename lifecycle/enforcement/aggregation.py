@@ -114,7 +114,9 @@ def count_span(source: Source, source_engine: Engine, span: Span) -> list[GroupC
     spec = _spec(source)
     column = quote_identifier(source_engine, spec.date_column)
     period_sql = load_sql(f"analytics_period_{span.period}", source_engine.dialect.name).strip().format(column=column)
-    sql = statement(source_engine, "analytics_aggregate", table=source.table or "", group_column=spec.group_column,
+    group_sql = load_sql("as_text", source_engine.dialect.name).strip().format(
+        column=quote_identifier(source_engine, spec.group_column))
+    sql = statement(source_engine, "analytics_aggregate", table=source.table or "", group_sql=group_sql,
                     date_column=spec.date_column, visitor_column=spec.visitor_column or source.primary_key,
                     period_start_sql=period_sql)
     with source_engine.connect() as conn:
