@@ -7,12 +7,7 @@ FROM (
   SELECT r.kind, r.free_text, r.subject_hash, COUNT(*) AS occurrences
   FROM lc_record_tag t
   JOIN lc_subject_ref r ON r.source = t.source AND r.record_key = t.record_key AND r.category = t.category
-  WHERE t.source IN :sources
-    AND (t.clock_value IS NULL OR (t.clock_value >= :from_date AND t.clock_value <= :to_date))
-    AND (t.source NOT IN :prefix_sources OR EXISTS (
-          SELECT 1 FROM lc_object_state o
-          WHERE o.source = t.source AND o.object_ref = {object_ref_sql}
-            AND substr(o.object_key, 1, :key_prefix_length) = :key_prefix))
+  WHERE {in_scope_sql}
   GROUP BY r.kind, r.free_text, r.subject_hash
 ) per_identifier
 GROUP BY kind, free_text

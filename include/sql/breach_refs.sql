@@ -15,24 +15,14 @@ WITH RECURSIVE edge(child, parent) AS (
 scoped AS (
   SELECT t.source, t.record_key, t.category, t.role, t.controller, t.parent_key
   FROM lc_record_tag t
-  WHERE t.source IN :sources
-    AND (t.clock_value IS NULL OR (t.clock_value >= :from_date AND t.clock_value <= :to_date))
-    AND (t.source NOT IN :prefix_sources OR EXISTS (
-          SELECT 1 FROM lc_object_state o
-          WHERE o.source = t.source AND o.object_ref = {object_ref_sql}
-            AND substr(o.object_key, 1, :key_prefix_length) = :key_prefix))
+  WHERE {in_scope_sql}
 ),
 up(source, record_key) AS (
   -- From lc_record_tag again rather than from "scoped": a CTE named once is inlined (PostgreSQL
   -- materialises one named twice, and then joins it without an index).
   SELECT e.parent, t.parent_key
   FROM lc_record_tag t JOIN edge e ON e.child = t.source
-  WHERE t.source IN :sources AND t.parent_key IS NOT NULL
-    AND (t.clock_value IS NULL OR (t.clock_value >= :from_date AND t.clock_value <= :to_date))
-    AND (t.source NOT IN :prefix_sources OR EXISTS (
-          SELECT 1 FROM lc_object_state o
-          WHERE o.source = t.source AND o.object_ref = {object_ref_sql}
-            AND substr(o.object_key, 1, :key_prefix_length) = :key_prefix))
+  WHERE t.parent_key IS NOT NULL AND {in_scope_sql}
   UNION
   SELECT e.parent, t.parent_key
   FROM up u JOIN edge e ON e.child = u.source

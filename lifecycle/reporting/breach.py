@@ -190,9 +190,15 @@ def _bind(scope: BreachScope) -> dict[str, Any]:
     }
 
 
-def _statement(engine: Engine, name: str, **identifiers: str) -> TextClause:
+def _in_scope(engine: Engine) -> str:
+    """The condition every breach query puts on lc_record_tag t (include/sql/breach_in_scope.sql)."""
     object_ref = load_sql("breach_object_ref", engine.dialect.name).strip().format(column="t.record_key")
-    return statement(engine, name, object_ref_sql=object_ref, **identifiers).bindparams(
+    return "\n".join(line for line in load_sql("breach_in_scope", engine.dialect.name).splitlines()
+                     if not line.startswith("--")).strip().format(object_ref_sql=object_ref)
+
+
+def _statement(engine: Engine, name: str, **identifiers: str) -> TextClause:
+    return statement(engine, name, in_scope_sql=_in_scope(engine), **identifiers).bindparams(
         bindparam("sources", expanding=True, type_=String), bindparam("prefix_sources", expanding=True, type_=String),
         bindparam("from_date", type_=Date), bindparam("to_date", type_=Date))
 
@@ -213,8 +219,7 @@ def _refs_statement(engine: Engine, name: str, edges: list[tuple[str, str]]) -> 
     rows = " UNION ALL ".join(f"SELECT CAST(:child_{i} AS VARCHAR(100)), CAST(:parent_{i} AS VARCHAR(100))"
                               for i in range(len(edges)))
     rows = rows or "SELECT CAST(NULL AS VARCHAR(100)), CAST(NULL AS VARCHAR(100)) WHERE 1 = 0"
-    object_ref = load_sql("breach_object_ref", engine.dialect.name).strip().format(column="t.record_key")
-    refs = load_sql("breach_refs", engine.dialect.name).format(edges_sql=rows, object_ref_sql=object_ref)
+    refs = load_sql("breach_refs", engine.dialect.name).format(edges_sql=rows, in_scope_sql=_in_scope(engine))
     values = {f"child_{i}": c for i, (c, _) in enumerate(edges)} | {f"parent_{i}": p for i, (_, p) in enumerate(edges)}
     return _statement(engine, name, refs_sql=refs), values
 
