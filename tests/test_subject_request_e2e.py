@@ -96,7 +96,8 @@ def test_erasure_and_access_through_the_dags(db, tag_db, airflow_db, tmp_path, m
     extract = json.loads(next((tmp_path / "protected").glob("*DSR-7*.json")).read_text())
     assert {g["activity"] for g in extract["groups"]} == {"newsletter", "bookkeeping", "advertising_audiences"}
     assert extract["mentions"] == [{"activity": "email", "category": "case_details", "count": 1,
-                                    "excerpts": ["Hej, Greta nås på greta.garbo@exempel.se."]}]
+                                    "excerpts": [{"text": "Hej, Greta nås på greta.garbo@exempel.se.",
+                                                  "found_by": "canonical"}]}]
 
     # Erasure, for real.
     erasure = {"request_type": "erasure", "reference": "DSR-8", "email": email, "dry_run": False}
