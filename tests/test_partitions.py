@@ -197,3 +197,37 @@ def test_a_failed_partition_leaves_watermark_and_index_and_its_retry_alone_compl
     scan_source(source, policy, tag_engine=whole, run_id="n2", logical_date=TODAY, full_rescan=True, **kw)
     assert _snapshot(split, source.name) == _snapshot(whole, source.name)
     assert _snapshot(split, source.name)["watermark"] is not None
+
+
+def test_a_request_between_the_ranges_keeps_its_index_and_the_next_night_rescans(world, hasher) -> None:  # type: ignore[no-untyped-def]
+    from lifecycle.discovery.scan import REQUEST_DURING_RESCAN
+    from lifecycle.reporting.audit import append
+
+    engine, _, split, catalog, policy = world
+    source = catalog.source("contact_form_submissions")
+    kw = {"source_engine": engine, "hasher": hasher}
+    scan_partitioned(source, policy, tag_engine=split, run_id="n1", logical_date=TODAY, partition_rows=SMALL, **kw)
+    parts = plan_partitions(source, policy, tag_engine=split, run_id="n2", full_rescan=True, partition_rows=SMALL, **kw)
+    results = [run_partition(p, source, policy, tag_engine=split, logical_date=TODAY, **kw) for p in parts]
+
+    # A request anonymises a record after its range was read: its e-mail is gone from the source
+    # and from the live index; the index the ranges built still holds it.
+    forms = Table("contact_form_submissions", MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        key = conn.execute(select(forms.c.id).where(forms.c.email.is_not(None)).limit(1)).scalar_one()
+        conn.execute(forms.update().where(forms.c.id == key).values(email=None))
+    with split.begin() as conn:
+        conn.execute(subject_ref.delete().where(subject_ref.c.source == source.name,
+                                                subject_ref.c.record_key == str(key), subject_ref.c.field == "email"))
+    append(split, hasher, "request_outcome", "DSR-RACE", {"request_type": "erasure"})
+
+    stats = finish_partitions(source, results, tag_engine=split, **kw)
+    assert "a request changed the source during the rescan" in stats.full_reason
+    with split.connect() as conn:
+        emails = conn.execute(select(subject_ref.c.record_key).where(
+            subject_ref.c.source == source.name, subject_ref.c.record_key == str(key), subject_ref.c.field == "email")).all()
+        mark = conn.execute(select(watermark.c.fingerprint).where(watermark.c.source == source.name)).scalar_one()
+    assert emails == []  # what the request removed stays removed
+    assert mark == REQUEST_DURING_RESCAN
+    again = plan_partitions(source, policy, tag_engine=split, run_id="n3", partition_rows=SMALL, **kw)
+    assert len(again) > 1  # the next night is a full scan again, in ranges

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, and_, case, column, delete, func, insert, inspect, or_, select, table, tuple_
@@ -36,7 +36,7 @@ from lifecycle.errors import KeyMismatchError
 from lifecycle.faults import pausepoint
 from lifecycle.discovery.keys import has_index, key_id, record_key_identity, recorded_keys, source_scope
 from lifecycle.tagstore import source_guard
-from lifecycle.tagstore import TagStatus, key_stage, record_tag, schema_finding, subject_ref, subject_ref_build, watermark
+from lifecycle.tagstore import TagStatus, audit_log, key_stage, record_tag, schema_finding, subject_ref, subject_ref_build, watermark
 
 log = logging.getLogger(__name__)
 
@@ -708,12 +708,22 @@ def finish_scan(plan: ScanPlan, source: Source, parts: Sequence[RangeScan], *, s
     if plan.mode == "blocked":
         stats.seconds = round(time.time() - plan.started_at, 3)
         return stats
+    fingerprint = plan.fingerprint
     if plan.mode == "full":
         stale = and_(record_tag.c.source == source.name, record_tag.c.run_id != plan.run_id)
+        # The ranges ran without holding the source throughout: a request that changed records
+        # in between updated the live index, which the index the ranges built may contradict
+        # (it was read before). Then the live one stays and the next night rescans in full.
+        keep_live = plan.build and len(parts) > 1 and request_since(tag_engine, plan.started_at)
         with tag_engine.begin() as conn:  # records deleted from the source since the last scan
             stats.deleted = conn.execute(select(func.count(func.distinct(record_tag.c.record_key))).where(stale)).scalar_one()
             conn.execute(delete(record_tag).where(stale))
-            if plan.build:
+            if keep_live:
+                conn.execute(delete(subject_ref_build).where(subject_ref_build.c.source == source.name))
+                fingerprint = REQUEST_DURING_RESCAN
+                stats.full_reason = f"{stats.full_reason}; a request changed the source during the rescan: " \
+                                    "its rebuilt index was set aside, the next night rescans in full"
+            elif plan.build:
                 swap_in_index(conn, source)
             record_key_identity(conn, source_scope(source.name), hasher, plan.run_id)
         if len(parts) > 1:
@@ -725,9 +735,25 @@ def finish_scan(plan: ScanPlan, source: Source, parts: Sequence[RangeScan], *, s
         stats.deleted = _reconcile_deletions(source, source_engine, tag_engine)
     kind = _TRACKING_TYPES[plan.tracking_type]
     highs = [_watermark_value(p.highest, kind) for p in parts if p.highest is not None]
-    save_watermark(tag_engine, source, plan.tracking, max(highs) if highs else None, plan.fingerprint, plan.run_id)
+    save_watermark(tag_engine, source, plan.tracking, max(highs) if highs else None, fingerprint, plan.run_id)
     stats.seconds = round(time.time() - plan.started_at, 3)
     return stats
+
+
+# A watermark fingerprint no catalog produces: the next night's scan is full.
+REQUEST_DURING_RESCAN = "request-during-rescan"
+# Audit entries of requests that change sources' records (lifecycle.rights.dispatcher).
+_CHANGING_REQUESTS = ("request_outcome", "name_review")
+
+
+def request_since(tag_engine: Engine, started_at: float) -> bool:
+    """Whether a data-subject request finished (was audited) since ``started_at`` (epoch s)."""
+    moment = datetime.fromtimestamp(started_at, timezone.utc)
+    if tag_engine.dialect.name == "sqlite":  # stored as naive UTC
+        moment = moment.replace(tzinfo=None)
+    with tag_engine.connect() as conn:
+        return conn.execute(select(audit_log.c.seq).where(audit_log.c.kind.in_(_CHANGING_REQUESTS),
+                                                          audit_log.c.at >= moment).limit(1)).first() is not None
 
 
 def add_stats(into: ScanStats, part: ScanStats) -> None:
