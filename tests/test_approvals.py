@@ -7,6 +7,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -357,9 +358,42 @@ def test_nightly_large_plan_times_out_to_reject(world: Standalone) -> None:
     assert {s["source"]: s.get("approval") for s in _report(world, run_id)["sources"]}[LARGE]["decision"] == "timed_out"
 
 
-def test_nightly_large_plan_approved_is_enforced(world: Standalone) -> None:
+def _approval_screen(server: Standalone, run_id: str, detail: dict[str, Any], tmp_path: Path) -> str:
+    """The approval screen as a person sees it in the Airflow UI (headless chromium): its text."""
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.test_airflow_standalone import _browser
+
+    if not Path("/usr/bin/chromium").exists() or not Path("/usr/bin/chromedriver").exists():
+        pytest.fail("Debian's chromium and chromium-driver are needed (.ci/run installs them)", pytrace=False)
+    ti = detail["task_instance"]
+    url = (f"{server.base_url}/dags/{NIGHTLY}/runs/{quote(run_id, safe='')}/tasks/{ti['task_id']}"
+           f"/mapped/{ti['map_index']}/required_actions")
+    shots = Path(os.environ.get("LIFECYCLE_SCREENSHOT_DIR", str(ROOT / "test-artifacts")))
+    shots.mkdir(parents=True, exist_ok=True)
+    driver = _browser(tmp_path)
+    try:
+        driver.get(server.base_url + "/")
+        driver.add_cookie({"name": "_token", "value": server.token(REVIEWER), "path": "/"})
+        driver.get(url)
+        WebDriverWait(driver, 90).until(lambda d: LARGE in d.find_element(By.TAG_NAME, "body").text
+                                        and "Approve" in d.find_element(By.TAG_NAME, "body").text)
+        text = driver.find_element(By.TAG_NAME, "body").text
+        driver.save_screenshot(str(shots / "approval-screen-in-airflow-ui.png"))
+    finally:
+        driver.quit()
+    return text
+
+
+def test_nightly_large_plan_approved_is_enforced(world: Standalone, tmp_path: Path) -> None:
     run_id, detail, before = _nightly_waiting_for_approval(world)
     assert before > 10
+    # The screen a person approves on shows the source, its share and the plan's counts.
+    screen = _approval_screen(world, run_id, detail, tmp_path)
+    assert LARGE in screen and "60.0 %" in screen and str(before) in screen and "Reject" in screen
     _answer(world, NIGHTLY, run_id, detail, "Approve", REVIEWER)
     assert _finished(world, NIGHTLY, run_id) == "success"
     assert _subscribers(world) == 0
