@@ -16,7 +16,6 @@ Variables (each also read from the environment variable of the same name in uppe
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -37,19 +36,8 @@ APPROVERS_VARIABLE = "lifecycle_approvers"
 FOUR_EYES_VARIABLE = "lifecycle_four_eyes"
 
 
-def setting(variable: str) -> str | None:
-    """An Airflow Variable, else the environment variable of the same name in upper case."""
-    from airflow.sdk import Variable
-
-    try:
-        value = Variable.get(variable, default=None)
-    except Exception:  # noqa: BLE001 - no Variable backend reachable (in-process tests): the environment
-        value = None
-    return value if value is not None else os.environ.get(variable.upper())
-
-
 def timeout() -> timedelta:
-    return approval_timeout(setting(TIMEOUT_VARIABLE))
+    return approval_timeout(runtime.setting(TIMEOUT_VARIABLE))
 
 
 def requester(context: dict[str, Any]) -> str | None:
@@ -76,7 +64,7 @@ class LifecycleApproval(HITLOperator):
             return {"needed": False, "decision": request.get("decision", "not_needed")}
         self.subject, self.body = request["subject"], request["body"]
         self.response_timeout = timeout()
-        listed = approvers(setting(APPROVERS_VARIABLE))
+        listed = approvers(runtime.setting(APPROVERS_VARIABLE))
         # Four eyes: whoever triggered a subject request is not among those who may answer it.
         allowed = [u for u in listed if request["kind"] != "request" or u != request.get("requested_by")]
         if listed and not allowed:

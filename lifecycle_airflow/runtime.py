@@ -43,6 +43,12 @@ def _variable(key: str) -> str | None:
         return None
 
 
+def setting(variable: str) -> str | None:
+    """An Airflow Variable, else the environment variable of the same name in upper case."""
+    value = _variable(variable)
+    return value if value is not None else os.environ.get(variable.upper())
+
+
 def settings() -> Settings:
     """Environment defaults, overridden by the Airflow Variables named in _VARIABLES."""
     base = Settings.from_env()
@@ -126,7 +132,7 @@ def audit_lock_days() -> int:
     ``lifecycle_audit_lock_days`` (or env LIFECYCLE_AUDIT_LOCK_DAYS), default 365."""
     from lifecycle.reporting.audit_export import DEFAULT_LOCK_DAYS
 
-    raw = _variable("lifecycle_audit_lock_days") or os.environ.get("LIFECYCLE_AUDIT_LOCK_DAYS")
+    raw = setting("lifecycle_audit_lock_days")
     if not raw:
         return DEFAULT_LOCK_DAYS
     if not raw.strip().isdigit() or int(raw) < 1:

@@ -53,7 +53,7 @@ def validate(context: dict[str, Any]) -> dict[str, str]:
 
 def _four_eyes_applies(params: dict[str, Any]) -> bool:
     request_type = str(params.get("request_type") or "")
-    types = four_eyes_types(approvals.setting(approvals.FOUR_EYES_VARIABLE))
+    types = four_eyes_types(runtime.setting(approvals.FOUR_EYES_VARIABLE))
     return request_type != "name_review" and needs_four_eyes(request_type, bool(params.get("dry_run")), types)
 
 
