@@ -314,7 +314,7 @@ class Store:
             for batch in batches:
                 tags: list[dict[str, Any]] = []
                 refs: list[dict[str, Any]] = []
-                found: list[tuple[str, str]] = []
+                keys: list[str] = []
                 rows = batch.to_pylist()
                 for row in rows:
                     if row.get(pk) is None:
