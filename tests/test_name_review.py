@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import MetaData, Table, select
 
 from lifecycle.discovery.detect import REDACTED
-from lifecycle.errors import InvalidRequestError, RequestNotVerifiedError
+from lifecycle.errors import InvalidRequestError
 from lifecycle.reporting import compliance_summary
 from lifecycle.config import load_mechanisms, load_policy
 from lifecycle.rights import ReviewDecision, Workspace, fulfil_review, listed_items, pending
