@@ -4,14 +4,15 @@
 
 Without --url the tag store is a SQLite file in a temporary folder; with a PostgreSQL URL it is a
 scratch schema, dropped afterwards. The store is filled set-based in SQL, straight into
-lc_record_tag and lc_subject_ref: every record of contact_form_submissions has two categories
+lc_record_tag and lc_subject_ref (with the person labels the scan gives them): every record of contact_form_submissions has two categories
 (contact_details, case_details), an e-mail; 40 % a phone (two neighbouring records share one, so
 persons span records); 10 % a message naming someone else's e-mail (~1.5 index entries per
 record); one record in ten is a customer's (processor role, two customers); clocks spread over
 2020-2026.
 
-Timed: the whole scoping (scope_breach: counts, persons, the protected contact list and the
-report), with and without a time window, and its three count queries on their own. Baseline,
+Timed: each of the scoping's queries alone (counts, persons, the protected contact list), then
+the whole scoping (scope_breach: the queries side by side on one snapshot, and the report), with
+and without a time window. Baseline,
 in the same run: SELECT COUNT(*) over the same rows of both tables.
 """
 
@@ -59,13 +60,15 @@ SELECT '{source}', {key}, c.category, 'contact_form', 'legitimate_interest',
 FROM n CROSS JOIN (SELECT 'contact_details' AS category UNION ALL SELECT 'case_details') c
 """
 REFS = """
-INSERT INTO lc_subject_ref (subject_hash, source, record_key, field, kind, category, free_text)
+INSERT INTO lc_subject_ref (subject_hash, source, record_key, field, kind, category, free_text, person)
 {numbers}
-SELECT 'e' || {email}, '{source}', {key}, 'email', 'email', 'contact_details', {false} FROM n
+SELECT 'e' || {email}, '{source}', {key}, 'email', 'email', 'contact_details', {false}, 'email:e' || {email} FROM n
 UNION ALL
-SELECT 'p' || {phone}, '{source}', {key}, 'phone', 'phone', 'contact_details', {false} FROM n WHERE i % 5 < 2
+SELECT 'p' || {phone}, '{source}', {key}, 'phone', 'phone', 'contact_details', {false}, 'email:e' || {email}
+FROM n WHERE i % 5 < 2
 UNION ALL
-SELECT 'e' || {mention}, '{source}', {key}, 'message', 'email', 'case_details', {true} FROM n WHERE i % 10 = 3
+SELECT 'e' || {mention}, '{source}', {key}, 'message', 'email', 'case_details', {true}, 'email:e' || {mention}
+FROM n WHERE i % 10 = 3
 """
 
 
@@ -112,15 +115,10 @@ def run(engine: Engine, records: int, out: Path) -> None:
     for label, extra in forms.items():
         scope = breach.parse_scope({"reference": "INC-BENCH", "sources": [SOURCE], "discovered_at": "2026-11-25T09:30",
                                     **extra}, catalog, now=NOW)
-        values = breach._bind(scope)
-        for name in ("breach_records", "breach_categories", "breach_identifiers"):
-            stmt = breach._statement(engine, name)
-
-            def query() -> None:
-                with engine.connect() as conn:
-                    conn.execute(stmt, values).all()
-
-            q = timed(query)[0]
+        contacts = breach.ContactList(out, out / "contacts-alone.csv")
+        queries = breach.breach_queries(scope, catalog=catalog, policy=policy, tag_engine=engine, contacts=contacts)
+        for name, query in queries.items():  # each alone, one after the other
+            q = timed(lambda: breach._side_by_side(engine, {name: query}))[0]
             print(f"  {label:<32} {name:<20} {q:6.2f} s  ({q / base:5.1f} x baseline)")
         total, result = timed(lambda: breach.scope_breach(scope, catalog=catalog, policy=policy, tag_engine=engine,
                                                           report_dir=out / "reports", protected_dir=out / "protected",

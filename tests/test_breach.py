@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import MetaData, Table, insert, select
 
 from lifecycle.config import load_catalog, load_policy
+from lifecycle.discovery import label_persons
 from lifecycle.discovery.identifiers import normalise_email
 from lifecycle.errors import InvalidRequestError
 from lifecycle.reporting import parse_scope, scope_breach
@@ -187,6 +188,8 @@ def built(tag_db):  # type: ignore[no-untyped-def]
             _ref("0a" * 16, cf, "D", "name", "name", "contact_details"),
             _ref("0a" * 16, cf, "E", "name", "name", "contact_details"),
             _ref("e3" * 16, aud, "F", "email", "email", "audience_data")]
+    for source, key in {(r["source"], r["record_key"]) for r in refs}:  # labelled as the scan labels them
+        label_persons([r for r in refs if (r["source"], r["record_key"]) == (source, key)], source, key)
     with tags.begin() as conn:
         conn.execute(insert(record_tag), tag_rows)
         conn.execute(insert(subject_ref), refs)
@@ -216,6 +219,19 @@ def test_persons_are_counted_once_per_primary_identifier(built, tmp_path, policy
                       window_from="2026-01-01")
     assert windowed.report["totals"]["records"] == 4 and windowed.report["persons"]["total"] == 4
     assert {r["subject_hash"] for r in _contacts(windowed)} == {"e1" * 16, "p1" * 16, "0a" * 16}
+
+
+def test_entries_indexed_before_person_labels_count_a_person_per_record(built, tmp_path, policy_path,  # type: ignore[no-untyped-def]
+                                                                       catalog_path) -> None:
+    policy = load_policy(policy_path)
+    catalog = load_catalog(catalog_path, policy)
+    with built.begin() as conn:  # as an index written by an earlier version holds them
+        conn.execute(subject_ref.update().values(person=None))
+    result = _scope(catalog, built, policy, tmp_path, sources=["contact_form_submissions", "ad_audiences"])
+    # Each record with structured entries is a person (A..F), mentions the persons they name (e1, f9):
+    # more than the 7 of the labelled index, never fewer.
+    assert result.report["persons"] == {"total": 8, "with_own_records": 6, "only_mentioned_in_free_text": 2,
+                                        "only_linked_through_references": 0}
 
 
 def test_bucket_prefix_narrows_to_the_objects_under_it(tag_db, tmp_path, policy_path) -> None:  # type: ignore[no-untyped-def]
@@ -313,3 +329,19 @@ def test_breach_dag_end_to_end(db, tag_db, airflow_db, tmp_path, monkeypatch, ca
     outside = (json.dumps(values) + caplog.text + json.dumps(report)).lower()
     assert "test.person" not in outside and "5551234" not in outside and "555 12 34" not in outside
     assert not any(p["subject_hash"] in outside for p in persons)
+
+
+def test_person_labels_follow_the_records_first_identifier() -> None:
+    cf = "contact_form_submissions"
+    refs = [_ref("p1" * 16, cf, "A", "phone", "phone", "contact_details"),
+            _ref("e9" * 16, cf, "A", "email2", "email", "contact_details"),
+            _ref("e1" * 16, cf, "A", "email", "email", "contact_details"),
+            _ref("n1" * 16, cf, "A", "message", "name", "case_details", True),
+            _ref("f9" * 16, cf, "A", "message", "phone", "case_details", True)]
+    labelled = {r["field"] + "/" + r["subject_hash"][:2]: r["person"] for r in label_persons(refs, cf, "A")}
+    # E-mail before phone; of two e-mails the smaller hash; mentions are whom they name, a name mention nobody.
+    assert labelled == {"phone/p1": "email:" + "e1" * 16, "email2/e9": "email:" + "e1" * 16,
+                        "email/e1": "email:" + "e1" * 16, "message/n1": "", "message/f9": "phone:" + "f9" * 16}
+    alone = label_persons([_ref("0a" * 16, cf, "D", "name", "name", "contact_details")], cf, "D")
+    assert alone[0]["person"] == f"record:{cf}/D"
+    assert label_persons([_ref("1p" * 16, cf, "X", "ip", "ip", "contact_details")], cf, "X")[0]["person"] == ""

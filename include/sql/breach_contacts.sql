@@ -3,4 +3,4 @@
 {refs_sql}
 SELECT person, subject_hash, kind, source, record_key, field,
        CASE WHEN free_text THEN 'free_text' ELSE 'structured' END AS place, exposure
-FROM refs  -- record by record (the window's order): no sort of its own
+FROM refs  -- in the order the index is read: no sort of its own

@@ -12,5 +12,5 @@ __all__, __getattr__ = public_surface(__name__, {
     "redaction": ('mentions', 'name_pattern', 'name_search_term', 'name_spans', 'person_in_text', 'person_patterns', 'person_spans', 'redact_text'),
     "partitions": ('Partition', 'PartitionsIncompleteError', 'finish_partitions', 'key_ranges', 'plan_partitions', 'run_partition', 'scan_partitioned'),
     "scan": ('ChunkWriter', 'RangeScan', 'ScanPlan', 'ScanStats', 'Tagger', 'add_stats', 'analyze', 'begin_scan', 'check_anonymisable', 'choose_mode', 'count_into', 'finish_scan', 'key_state', 'record_findings', 'refresh_refs', 'save_watermark', 'scan_range', 'scan_source', 'schema_drift', 'swap_in_index', 'watermark_text', 'write_refs', 'write_tags'),
-    "subjects": ('Location', 'locate'),
+    "subjects": ('Location', 'PERSON_KINDS', 'label_persons', 'locate'),
 })

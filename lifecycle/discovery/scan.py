@@ -31,6 +31,7 @@ from lifecycle.errors import CatalogError
 from lifecycle.discovery.identifiers import SubjectHasher
 from lifecycle.config import Policy
 from lifecycle.discovery.redaction import FREE_TEXT_KINDS
+from lifecycle.discovery.subjects import label_persons
 from lifecycle.config import compute_deadline
 from lifecycle.errors import KeyMismatchError
 from lifecycle.faults import pausepoint
@@ -159,6 +160,7 @@ class Tagger:
         withdrawn = self._consent_withdrawn(row)
         refs = self._structured_refs(key, row)
         refs += self._free_text_refs(key, row, refs)
+        label_persons(refs, source.name, key)
         ref_text = ",".join(sorted({r["subject_hash"] for r in refs})) or None
         tags = []
         for category in self.categories:
@@ -430,12 +432,13 @@ def refresh_refs(conn, engine: Engine, source: Source, keys: list[str], refs: li
     most of a changed record's identifiers are unchanged, and every index write is a random
     page in a large index."""
     ref_key = (target.c.subject_hash, target.c.record_key, target.c.field)
-    existing: set[tuple[str, str, str]] = set()
+    # The person label is compared too: a record that gained an e-mail relabels its phone entry.
+    existing: set[tuple[str, str, str, str | None]] = set()
     for i in range(0, len(keys), KEY_BATCH):
-        existing.update(tuple(r) for r in conn.execute(select(*ref_key).where(
+        existing.update(tuple(r) for r in conn.execute(select(*ref_key, target.c.person).where(
             target.c.source == source.name, target.c.record_key.in_(keys[i:i + KEY_BATCH]))))
-    wanted = {(r["subject_hash"], r["record_key"], r["field"]): r for r in refs}
-    gone = sorted(existing - wanted.keys())
+    wanted = {(r["subject_hash"], r["record_key"], r["field"], r.get("person")): r for r in refs}
+    gone = sorted({k[:3] for k in existing - wanted.keys()})
     for i in range(0, len(gone), KEY_BATCH):
         conn.execute(delete(target).where(target.c.source == source.name,
                                           tuple_(*ref_key).in_(gone[i:i + KEY_BATCH])))

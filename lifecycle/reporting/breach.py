@@ -28,7 +28,8 @@ import csv
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Date, Engine, String, bindparam
+from sqlalchemy import Connection, Date, Engine, String, bindparam
 from sqlalchemy.sql.elements import TextClause
 
 from lifecycle.config import Catalog, Policy
@@ -190,17 +191,47 @@ def _bind(scope: BreachScope) -> dict[str, Any]:
     }
 
 
+def _fragment(engine: Engine, name: str, **parts: str) -> str:
+    """A condition from include/sql (its comment lines dropped: it is spliced into a line)."""
+    sql = "\n".join(line for line in load_sql(name, engine.dialect.name).splitlines() if not line.startswith("--"))
+    return sql.strip().format(**parts)
+
+
 def _in_scope(engine: Engine) -> str:
     """The condition every breach query puts on lc_record_tag t (include/sql/breach_in_scope.sql)."""
     object_ref = load_sql("breach_object_ref", engine.dialect.name).strip().format(column="t.record_key")
-    return "\n".join(line for line in load_sql("breach_in_scope", engine.dialect.name).splitlines()
-                     if not line.startswith("--")).strip().format(object_ref_sql=object_ref)
+    return _fragment(engine, "breach_in_scope", object_ref_sql=object_ref)
 
 
-def _statement(engine: Engine, name: str, **identifiers: str) -> TextClause:
-    return statement(engine, name, in_scope_sql=_in_scope(engine), **identifiers).bindparams(
-        bindparam("sources", expanding=True, type_=String), bindparam("prefix_sources", expanding=True, type_=String),
-        bindparam("from_date", type_=Date), bindparam("to_date", type_=Date))
+def _refs_in_scope(engine: Engine, scope: BreachScope) -> str:
+    """The condition on the index entries lc_subject_ref r of the affected records. A whole
+    source needs no tag rows (the cheap case: no join); a window or a prefix is checked on
+    the entry's tag row (include/sql/breach_refs_in_scope.sql)."""
+    if not (scope.window_from or scope.window_to or scope.prefix):
+        return "r.source IN :sources"
+    return _fragment(engine, "breach_refs_in_scope", in_scope_sql=_in_scope(engine))
+
+
+_TYPED_PARAMETERS = (bindparam("sources", expanding=True, type_=String),
+                     bindparam("prefix_sources", expanding=True, type_=String),
+                     bindparam("from_date", type_=Date), bindparam("to_date", type_=Date))
+
+
+def _statement(engine: Engine, scope: BreachScope, name: str, **parts: str) -> TextClause:
+    stmt = statement(engine, name, in_scope_sql=_in_scope(engine), refs_in_scope_sql=_refs_in_scope(engine, scope),
+                     **parts)
+    # A whole source's entries need no window: only the parameters the text has are typed.
+    return stmt.bindparams(*(p for p in _TYPED_PARAMETERS if p.key in _parameters(stmt)))
+
+
+def _parameters(stmt: TextClause) -> set[str]:
+    return set(stmt.compile().params)
+
+
+def _used(stmt: TextClause, values: dict[str, Any]) -> dict[str, Any]:
+    """The values a statement binds (the scope's values are shared by queries that use part of them)."""
+    names = _parameters(stmt)
+    return {k: v for k, v in values.items() if k in names}
 
 
 def _parent_edges(catalog: Catalog) -> list[tuple[str, str]]:
@@ -213,15 +244,18 @@ def _parent_edges(catalog: Catalog) -> list[tuple[str, str]]:
     return edges
 
 
-def _refs_statement(engine: Engine, name: str, edges: list[tuple[str, str]]) -> tuple[TextClause, dict[str, str]]:
-    """breach_persons / breach_contacts over the common CTE of breach_refs.sql. Only bind-parameter
-    names are templated into the SQL: the source names of the edges are bound like every value."""
+def _refs_statement(engine: Engine, scope: BreachScope, name: str,
+                    edges: list[tuple[str, str]]) -> tuple[TextClause, dict[str, str]]:
+    """breach_persons / breach_processor_persons / breach_contacts over the common CTE of
+    breach_refs.sql. Only bind-parameter names are templated into the SQL: the source names of
+    the edges are bound like every value."""
     rows = " UNION ALL ".join(f"SELECT CAST(:child_{i} AS VARCHAR(100)), CAST(:parent_{i} AS VARCHAR(100))"
                               for i in range(len(edges)))
     rows = rows or "SELECT CAST(NULL AS VARCHAR(100)), CAST(NULL AS VARCHAR(100)) WHERE 1 = 0"
-    refs = load_sql("breach_refs", engine.dialect.name).format(edges_sql=rows, in_scope_sql=_in_scope(engine))
+    refs = load_sql("breach_refs", engine.dialect.name).format(
+        edges_sql=rows, in_scope_sql=_in_scope(engine), refs_in_scope_sql=_refs_in_scope(engine, scope))
     values = {f"child_{i}": c for i, (c, _) in enumerate(edges)} | {f"parent_{i}": p for i, (_, p) in enumerate(edges)}
-    return _statement(engine, name, refs_sql=refs), values
+    return _statement(engine, scope, name, refs_sql=refs), values
 
 
 # -- the protected contact list ------------------------------------------------------------
@@ -238,10 +272,10 @@ class ContactList:
 CONTACT_COLUMNS = ("person", "subject_hash", "kind", "source", "record_key", "field", "place", "exposure")
 
 
-def _owner_only(path: Path) -> Any:
+def _owner_only(path: Path, binary: bool = False) -> Any:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC: set it again
-    return os.fdopen(fd, "w", encoding="utf-8", newline="")
+    return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
 def _protected_folder(protected_dir: Path, reference: str) -> ContactList:
@@ -255,12 +289,23 @@ def _protected_folder(protected_dir: Path, reference: str) -> ContactList:
 
 def _write_contacts(conn: Any, stmt: TextClause, values: dict[str, Any], contacts: ContactList,
                     chunk: int = 50_000) -> int:
-    """Stream the contact list into the protected file, a chunk at a time (never whole in memory)."""
+    """Stream the contact list into the protected file, never whole in memory. PostgreSQL
+    writes the CSV itself (COPY ... TO STDOUT, the values bound by the driver); elsewhere it is
+    written a chunk of rows at a time."""
+    if conn.dialect.name == "postgresql":
+        expanded = stmt.bindparams(**_used(stmt, values)).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        cursor = conn.connection.driver_connection.cursor()
+        with _owner_only(contacts.path, binary=True) as f:
+            f.write((",".join(CONTACT_COLUMNS) + "\n").encode())
+            with cursor.copy(f"COPY ({expanded.string}) TO STDOUT WITH (FORMAT csv)", expanded.params) as copy:
+                for data in copy:
+                    f.write(data)
+        return int(cursor.rowcount)
     written = 0
     with _owner_only(contacts.path) as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(CONTACT_COLUMNS)
-        result = conn.execution_options(yield_per=chunk).execute(stmt, values)
+        result = conn.execution_options(yield_per=chunk).execute(stmt, _used(stmt, values))
         for rows in result.partitions(chunk):
             writer.writerows(rows)
             written += len(rows)
@@ -268,6 +313,42 @@ def _write_contacts(conn: Any, stmt: TextClause, values: dict[str, Any], contact
 
 
 # -- scoping -------------------------------------------------------------------------------
+
+SIDE_BY_SIDE = 3  # concurrent queries on PostgreSQL: grouping a million keys is one core's work
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
+Query = Callable[[Connection], Any]
+
+
+def _side_by_side(engine: Engine, queries: dict[str, Query]) -> dict[str, Any]:
+    """Run read-only queries, each on its own connection and all on one snapshot of the tag
+    store (PostgreSQL: pg_export_snapshot, so the counts agree with each other even while a
+    nightly run writes); elsewhere one after the other in one transaction."""
+    if engine.dialect.name != "postgresql":
+        with engine.connect() as conn, conn.begin():
+            return {name: query(conn) for name, query in queries.items()}
+    with engine.connect() as lead:
+        lead.execution_options(isolation_level="REPEATABLE READ")
+        with lead.begin():
+            snapshot = str(lead.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+            if not _SNAPSHOT_ID.fullmatch(snapshot):
+                raise RuntimeError("PostgreSQL returned a snapshot id of an unexpected form")
+
+            def on_snapshot(query: Query) -> Any:
+                with engine.connect() as conn:
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                    with conn.begin():
+                        conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # first in the transaction
+                        # Grouping a million identifiers: hash in memory, not sort on disk.
+                        conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
+                        return query(conn)
+
+            with ThreadPoolExecutor(max_workers=SIDE_BY_SIDE, thread_name_prefix="breach") as pool:
+                running = {name: pool.submit(on_snapshot, query) for name, query in queries.items()}
+                return {name: future.result() for name, future in running.items()}
+
+
+def _rows(stmt: TextClause, values: dict[str, Any]) -> Query:
+    return lambda conn: [dict(r._mapping) for r in conn.execute(stmt, values)]
 
 
 @dataclass(frozen=True)
@@ -284,27 +365,44 @@ class BreachResult:
                 "report": str(self.paths.html), "contact_list": str(self.contacts.folder)}
 
 
-def scope_breach(scope: BreachScope, *, catalog: Catalog, policy: Policy, tag_engine: Engine, report_dir: Path,
-                 protected_dir: Path, now: datetime | None = None) -> BreachResult:
-    """Count what the breach touches (set-based, on the tag store), write the protected contact
-    list and the report."""
-    now = now or datetime.now(timezone.utc)
+def breach_queries(scope: BreachScope, *, catalog: Catalog, policy: Policy, tag_engine: Engine,
+                   contacts: ContactList) -> dict[str, Query]:
+    """The scoping's queries by name, each a function of a connection; "contacts" writes the
+    protected list and returns how many rows it has."""
     values = _bind(scope)
     # Orders, tickets, ...: their owners are affected too. Without such a source, no recursion.
     edges = _parent_edges(catalog) if {c for c, _ in _parent_edges(catalog)} & set(scope.all_sources) else []
+    with_edges = values | {f"child_{i}": c for i, (c, _) in enumerate(edges)} | {
+        f"parent_{i}": p for i, (_, p) in enumerate(edges)}
+
+    def refs_query(name: str) -> TextClause:
+        return _refs_statement(tag_engine, scope, name, edges)[0]
+
+    contact_list = refs_query("breach_contacts")
+    queries: dict[str, Query] = {  # the largest first: the pool starts them in this order
+        "persons": _rows(refs_query("breach_persons"), with_edges),
+        "contacts": lambda conn: _write_contacts(conn, contact_list, with_edges, contacts),
+        "records": _rows(_statement(tag_engine, scope, "breach_records"), values),
+        "identifiers": _rows(_statement(tag_engine, scope, "breach_identifiers"), values),
+        "categories": _rows(_statement(tag_engine, scope, "breach_categories"), values),
+        # Any source may hold a customer's records (an activity column can map to a processor activity).
+        "customers": _rows(refs_query("breach_processor_persons"), with_edges),
+    }
+    return queries
+
+
+def scope_breach(scope: BreachScope, *, catalog: Catalog, policy: Policy, tag_engine: Engine, report_dir: Path,
+                 protected_dir: Path, now: datetime | None = None) -> BreachResult:
+    """Count what the breach touches (set-based, on the tag store, the queries side by side),
+    write the protected contact list and the report."""
+    now = now or datetime.now(timezone.utc)
     contacts = _protected_folder(protected_dir, scope.reference)
-    with tag_engine.connect() as conn:
-        if tag_engine.dialect.name == "postgresql":  # grouping a million identifiers: sort in memory, not on disk
-            conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
-        records = [dict(r._mapping) for r in conn.execute(_statement(tag_engine, "breach_records"), values)]
-        categories = [dict(r._mapping) for r in conn.execute(_statement(tag_engine, "breach_categories"), values)]
-        identifiers = [dict(r._mapping) for r in conn.execute(_statement(tag_engine, "breach_identifiers"), values)]
-        stmt, edge_values = _refs_statement(tag_engine, "breach_persons", edges)
-        persons = [dict(r._mapping) for r in conn.execute(stmt, values | edge_values)]
-        stmt, edge_values = _refs_statement(tag_engine, "breach_contacts", edges)
-        locations = _write_contacts(conn, stmt, values | edge_values, contacts)
-    report = build_breach_report(scope, policy=policy, records=records, categories=categories,
-                                 identifiers=identifiers, persons=persons, locations=locations, now=now)
+    found = _side_by_side(tag_engine, breach_queries(scope, catalog=catalog, policy=policy, tag_engine=tag_engine,
+                                                     contacts=contacts))
+    report = build_breach_report(scope, policy=policy, records=found["records"], categories=found["categories"],
+                                 identifiers=found["identifiers"], persons=found["persons"][0],
+                                 customer_persons={r["customer"]: int(r["persons"]) for r in found["customers"]},
+                                 locations=found["contacts"], now=now)
     return BreachResult(report, write_breach_report(report, report_dir), contacts)
 
 
@@ -313,16 +411,16 @@ def scope_breach(scope: BreachScope, *, catalog: Catalog, policy: Policy, tag_en
 
 def build_breach_report(scope: BreachScope, *, policy: Policy, records: list[dict[str, Any]],
                         categories: list[dict[str, Any]], identifiers: list[dict[str, Any]],
-                        persons: list[dict[str, Any]], locations: int, now: datetime) -> dict[str, Any]:
+                        persons: dict[str, Any], customer_persons: dict[str, int], locations: int,
+                        now: datetime) -> dict[str, Any]:
     """The report from the queries' rows: counts, categories and kinds only."""
     per_source: dict[str, dict[str, int]] = {}
     for r in records:
         s = per_source.setdefault(r["source"], {"records": 0, "undated": 0})
         s["records"] += int(r["records"])
         s["undated"] += int(r["undated"])
-    everyone = next(p for p in persons if p["customer"] == "")
-    processors = _processor_customers(policy, records, {p["customer"]: int(p["persons"]) for p in persons
-                                                        if p["customer"] != ""})
+    everyone = persons
+    processors = _processor_customers(policy, records, customer_persons)
     kinds = [{"kind": r["kind"], "where": "free_text" if r["free_text"] else "structured",
               "identifiers": int(r["identifiers"]), "occurrences": int(r["occurrences"])} for r in identifiers]
     exposed = {k["kind"] for k in kinds}

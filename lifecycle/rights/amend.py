@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, update
 
 from lifecycle.config import Catalog, Source
 from lifecycle.stores import RecordChange, RecordStore, open_store, reach
@@ -26,7 +26,7 @@ from lifecycle.rights.erasure import RecordAction
 from lifecycle.discovery import SubjectHasher
 from lifecycle.config import Policy
 from lifecycle.rights.requests import InvalidRequestError, SubjectIdentifiers
-from lifecycle.discovery import Location, locate
+from lifecycle.discovery import Location, label_persons, locate
 from lifecycle.tagstore import record_tag, subject_ref
 
 
@@ -166,6 +166,12 @@ def _reindex(tag_engine: Engine, source: Source, key: str, column: str, kind: st
         conn.execute(subject_ref.insert().values(
             subject_hash=new_hash, source=source.name, record_key=key, field=column, kind=kind,
             category=source.columns[column].category, free_text=False))
+        # The record's person may be known by the new value now (an e-mail rectified): relabel its entries.
+        of_record = (subject_ref.c.source == source.name, subject_ref.c.record_key == key)
+        entries = [dict(r._mapping) for r in conn.execute(select(subject_ref).where(*of_record))]
+        for entry in label_persons(entries, source.name, key):
+            conn.execute(update(subject_ref).where(*of_record, subject_ref.c.subject_hash == entry["subject_hash"],
+                                                   subject_ref.c.field == entry["field"]).values(person=entry["person"]))
 
 
 def _rectifier(column: str, kind: str, old_hash: str, new_value: str, hasher: SubjectHasher, year: int) -> RecordChange:

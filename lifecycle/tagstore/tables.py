@@ -71,6 +71,10 @@ subject_ref = Table(
     Column("category", String(60), nullable=False),
     # In free text the person may be someone else than the record's subject: redact, not erase.
     Column("free_text", Boolean, nullable=False, default=False),
+    # Who the entry is about, set by the scan (lifecycle.discovery.label_persons): the record's
+    # own person for a structured entry, the person named for a mention; "" for nobody. NULL in
+    # entries indexed before the column existed (breach scoping then counts each record apart).
+    Column("person", String(320)),
 )
 Index("ix_lc_subject_ref_record", subject_ref.c.source, subject_ref.c.record_key)
 
