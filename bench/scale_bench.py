@@ -89,8 +89,8 @@ def tag_store_digest(tags: Engine) -> tuple[int, int, str]:
         return tuple(conn.execute(text(  # type: ignore[return-value]
             "SELECT (SELECT count(*) FROM lc_record_tag), (SELECT count(*) FROM lc_subject_ref), "
             "md5((SELECT string_agg(md5(concat_ws('|', source, record_key, category, lawful_basis, deadline, status, "
-            "violation, subject_refs)), '' ORDER BY record_key, category) FROM lc_record_tag) || "
-            "(SELECT string_agg(md5(concat_ws('|', subject_hash, record_key, field)), '' "
+            "violation, parent_key)), '' ORDER BY record_key, category) FROM lc_record_tag) || "
+            "(SELECT string_agg(md5(concat_ws('|', subject_hash, record_key, field, person)), '' "
             "ORDER BY subject_hash, record_key, field) FROM lc_subject_ref))")).one())
 
 

@@ -20,7 +20,9 @@ in the catalog:
    whose child record stays is anonymised and kept rather than erased);
 4. **enforce** the plan in journaled batches (safe to re-run after a crash), one mapped task per
    group of sources that reference each other, children before parents, so no foreign key
-   breaks; unrelated sources run side by side. A group holding a source whose plan exceeds its
+   breaks; unrelated sources run side by side (`enforce_part`). A large SQL table on its own is
+   cut into ranges of batches (`enforcement_parts`: about `partition_rows` records each), enforced
+   side by side by as many workers as there are. A group holding a source whose plan exceeds its
    `max_destroy_share` first waits for a person (`enforcement.approve_large_plan`, Required
    actions in the UI; the plan's counts and a dry-run report of it are on the screen): Approve
    enforces it, Reject or no answer within `lifecycle_approval_timeout_hours` (default 12)
@@ -46,7 +48,7 @@ Trigger with `dry_run` to see the plan without changing any source.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
+from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task, task_group
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from lifecycle_airflow import nightly
@@ -133,6 +135,10 @@ def lifecycle_nightly():
     def approvals_needed(groups: list[list[str]], _planned: dict, before: dict) -> list[dict]:
         return nightly_requests(groups, before, get_current_context())
 
+    @task
+    def needs_a_person(requests: list[dict]) -> list[dict]:
+        return nightly.needs_a_person(requests)
+
     @task(max_active_tis_per_dagrun=2)
     def enforce(request: dict, _approval: dict) -> list[dict]:
         return nightly.enforce_group(request["items"], get_current_context())
@@ -142,11 +148,24 @@ def lifecycle_nightly():
         return enforce(request, LifecycleApproval(task_id="approve_large_plan", request=request).output)
 
     @task
-    def validate_after(_enforced: list[list[dict]]) -> dict | None:
+    def enforcement_parts(requests: list[dict]) -> list[dict]:
+        return nightly.enforcement_parts(requests, get_current_context())
+
+    @task(max_active_tis_per_dagrun=4, map_index_template="{{ part_label }}")
+    def enforce_part(part: dict) -> list[dict]:
+        context = get_current_context()
+        context["part_label"] = part["label"]
+        return nightly.enforce_part(part, context)
+
+    # Either path may have nothing to do (mapped over an empty list: skipped); none may have failed.
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def validate_after(_approved: list[list[dict]], _parts: list[list[dict]]) -> dict | None:
         return nightly.validate("after", get_current_context())
 
-    @task(outlets=[NIGHTLY_REPORT])
-    def report(scans: list[dict], before: dict, planned: dict, enforced: list[list[dict]], after: dict | None) -> str:
+    @task(outlets=[NIGHTLY_REPORT], trigger_rule=TriggerRule.NONE_FAILED)
+    def report(scans: list[dict], before: dict, planned: dict, approved: list[list[dict]] | None,
+               parts: list[list[dict]] | None, after: dict | None) -> str:
+        enforced = list(approved or []) + list(parts or [])
         return nightly.report(scans, before, planned, enforced, after, get_current_context())
 
     @task
@@ -161,9 +180,11 @@ def lifecycle_nightly():
     aggregated = aggregate_analytics(sources)
     aggregated >> planned  # raw visits are counted before anything may anonymise them
     validate_analytics(aggregated)
-    enforced = enforcement.expand(request=approvals_needed(dependency_groups(sources), planned, before))
-    after = validate_after(enforced)
-    report(scans, before, planned, enforced, after)
+    requests = approvals_needed(dependency_groups(sources), planned, before)
+    approved = enforcement.expand(request=needs_a_person(requests))
+    parts = enforce_part.expand(part=enforcement_parts(requests))
+    after = validate_after(approved, parts)
+    report(scans, before, planned, approved, parts, after)
     records_of_processing(after)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from lifecycle.enforcement import enforce_source
+from lifecycle.enforcement import batch_ranges, enforce_source, merge_stats, partitionable, plan_batches
 from lifecycle.discovery import ensure_installation_key
 from lifecycle.discovery import Partition, ScanStats, finish_partitions, plan_partitions, run_partition
 from lifecycle.errors import AuditChainBrokenError, KeyMismatchError, SinkError, ValidationFailedError
@@ -236,12 +236,49 @@ def dependency_groups(sources: list[str]) -> list[list[str]]:
     return dependency_order(catalog, sources)
 
 
-def enforce_group(sources: list[str], context: dict[str, Any]) -> list[dict[str, Any]]:
-    """One group's sources in order, so a child record is gone before its parent is touched."""
-    return [enforce(name, context) for name in sources]
+def enforce_group(sources: list[str], context: dict[str, Any],
+                  batch_range: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """One group's sources in order, so a child record is gone before its parent is touched;
+    with ``batch_range``, one partition of a group of one source."""
+    return [enforce(name, context, batch_range) for name in sources]
 
 
-def enforce(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
+def needs_a_person(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The groups whose large plan waits for an approval: enforced by the approval's task group."""
+    return [r for r in requests if r["needed"]]
+
+
+def enforcement_parts(requests: list[dict[str, Any]], context: dict[str, Any]) -> list[dict[str, Any]]:
+    """The work of the groups that need no person, as mapped enforcement tasks: a group of one
+    SQL-table source with more than a partition's worth of batches (partition_rows / batch_size)
+    is cut into batch ranges, enforced side by side by whichever workers are free; a group of
+    related sources stays one task, children before parents."""
+    _, catalog = runtime.load_config(runtime.settings())
+    engine, run_id = runtime.tag_store_engine(), context["run_id"]
+    parts: list[dict[str, Any]] = []
+    for request in requests:
+        if request["needed"]:
+            continue
+        group = request["items"]
+        source = catalog.source(group[0])
+        if len(group) == 1 and partitionable(source):
+            batches = len(plan_batches(engine, source, run_id))
+            ranges = batch_ranges(batches, max(source.partition_rows // source.batch_size, 1))
+            if len(ranges) > 1:
+                parts += [{"items": group, "batch_range": list(r), "label": f"{source.name} {i + 1}/{len(ranges)}"}
+                          for i, r in enumerate(ranges)]
+                log.info("%s: %d batches enforced in %d partitions", source.name, batches, len(ranges))
+                continue
+        parts.append({"items": group, "batch_range": None, "label": " > ".join(group)})
+    return parts
+
+
+def enforce_part(part: dict[str, Any], context: dict[str, Any]) -> list[dict[str, Any]]:
+    batch_range = tuple(part["batch_range"]) if part.get("batch_range") else None
+    return enforce_group(part["items"], context, batch_range)  # type: ignore[arg-type]
+
+
+def enforce(source_name: str, context: dict[str, Any], batch_range: tuple[int, int] | None = None) -> dict[str, Any]:
     _, catalog = runtime.load_config(runtime.settings())
     source = catalog.source(source_name)
     engine = runtime.tag_store_engine()
@@ -265,6 +302,7 @@ def enforce(source_name: str, context: dict[str, Any]) -> dict[str, Any]:
         progress=progress_logger(f"enforce {source.name}"),
         hasher=runtime.hasher(),
         year=runtime.logical_date(context).year,
+        batch_range=batch_range,
     )
     log.info("enforced %s%s: erased %d, anonymised %d records + %d fields, restricted %d, "
              "mentions of erased people redacted in %d; %d batches (%d already done)",
@@ -289,7 +327,8 @@ def report(
     after: dict[str, Any] | None,
     context: dict[str, Any],
 ) -> str:
-    enforcements = [stats for group in enforced_groups for stats in group]
+    # A partitioned source's partitions report apart: one line per source in the report.
+    enforcements = merge_stats([stats for group in enforced_groups for stats in group])
     s = runtime.settings()
     policy, _ = runtime.load_config(s)
     engine = runtime.tag_store_engine()

@@ -34,7 +34,7 @@ from tests.test_airflow_standalone import PASSWORD, Standalone, _free_port, _hea
 pytestmark = pytest.mark.e2e
 
 REDIS = ("127.0.0.1", 6379)
-ROWS = 300  # contact forms and newsletter subscribers each: three partitions of 100 rows
+ROWS = 300  # contact forms and newsletter subscribers each: six partitions of 50 rows
 SOURCES = ["contact_form_submissions", "newsletter_subscribers"]
 TAG_TABLES = {"lc_record_tag": "source, record_key, category", "lc_subject_ref": "source, record_key, field, subject_hash"}
 
@@ -175,10 +175,12 @@ def test_nightly_on_two_celery_workers_equals_a_local_executor_run(tmp_path: Pat
         today = pendulum.now("Europe/Stockholm").date()
         for schema in schemas.values():  # the same data twice
             generate(PG_URL, rows=ROWS, seed=14, as_of=today, schema=schema)
-        catalog = tmp_path / "catalog.yaml"  # the product's catalog, with partitions of 100 rows
+        # The product's catalog, with partitions of 50 rows (scans: six per source) and batches of
+        # 10 records (enforcement: about 60 expired records per source, two partitions each).
+        catalog = tmp_path / "catalog.yaml"
         catalog.write_text((ROOT / "config" / "catalog.yaml").read_text().replace(
-            "  partition_rows: 250000", "  partition_rows: 100"))
-        assert "partition_rows: 100\n" in catalog.read_text()
+            "  partition_rows: 250000", "  partition_rows: 50").replace("  batch_size: 1000", "  batch_size: 10"))
+        assert "partition_rows: 50\n" in catalog.read_text() and "batch_size: 10\n" in catalog.read_text()
         metadata_url = PG_URL.rsplit("/", 1)[0] + f"/{metadata_db}"
         (tmp_path / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
         base = {
@@ -229,13 +231,19 @@ def test_nightly_on_two_celery_workers_equals_a_local_executor_run(tmp_path: Pat
         by_source: dict[str, set[str]] = {}
         for t in partitions:
             by_source.setdefault(t["rendered_map_index"].split()[0], set()).add(t["hostname"])
-        # Both sources were scanned in three partitions each, and both workers ran some.
+        # Both sources were scanned in six partitions each, and both workers ran some.
         assert sorted(t["rendered_map_index"] for t in partitions) == sorted(
-            f"{s} {i}/3" for s in SOURCES for i in (1, 2, 3)), [t["rendered_map_index"] for t in partitions]
+            f"{s} {i}/6" for s in SOURCES for i in range(1, 7)), [t["rendered_map_index"] for t in partitions]
         assert {t["state"] for t in partitions} == {"success"}
         assert {t["hostname"] for t in partitions} == {"lifecycle-worker-1", "lifecycle-worker-2"}, partitions
         assert {t["hostname"] for t in runs["local"]} - {"lifecycle-worker-1", "lifecycle-worker-2"}
-        assert len([t for t in runs["local"] if t["task_id"] == "scan_partition"]) == 6
+        assert len([t for t in runs["local"] if t["task_id"] == "scan_partition"]) == 12
+        # Their enforcement too: each source's batches cut into ranges, run by the workers.
+        parts = [t for t in runs["celery"] if t["task_id"] == "enforce_part"]
+        split = [t for t in parts if t["rendered_map_index"].split()[0] in SOURCES and "/" in t["rendered_map_index"]]
+        assert {t["rendered_map_index"].split()[0] for t in split} == set(SOURCES), [t["rendered_map_index"] for t in parts]
+        assert {t["state"] for t in parts} == {"success"}
+        assert {t["hostname"] for t in parts} == {"lifecycle-worker-1", "lifecycle-worker-2"}, parts
 
         celery, local = _contents(schemas["celery"]), _contents(schemas["local"])
         assert len(celery["lc_record_tag"]) > 2 * ROWS and len(celery["lc_subject_ref"]) > ROWS

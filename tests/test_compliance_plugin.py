@@ -34,7 +34,7 @@ def api(airflow_db, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
     engine = open_tag_store(tags_url)
     base = dict(activity="newsletter", role="controller", controller="self", clock_value=date(2025, 1, 1),
-                on_expiry="erase", run_id="r", violation=None, subject_refs=None, category="contact_details")
+                on_expiry="erase", run_id="r", violation=None, category="contact_details")
     today = date.today()
     with engine.begin() as conn:
         conn.execute(record_tag.insert(), [

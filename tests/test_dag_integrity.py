@@ -30,7 +30,8 @@ def test_nightly_shape_schedule_and_params(dagbag) -> None:  # type: ignore[no-u
     assert dag.catchup is False
     assert set(dag.task_ids) == {
         "load_catalog", "scan_partitions", "scan_partition", "finish_scan", "validate_before", "plan", "dependency_groups", "approvals_needed",
-        "enforcement.approve_large_plan", "enforcement.enforce", "validate_after", "report",
+        "needs_a_person", "enforcement.approve_large_plan", "enforcement.enforce", "enforcement_parts", "enforce_part",
+        "validate_after", "report",
         "records_of_processing", "aggregate_analytics", "validate_analytics"}
     # Raw visits are counted before the plan (and so enforcement) may anonymise them; a failed
     # analytics validation fails the run as a leaf, holding nothing back.
@@ -46,7 +47,12 @@ def test_nightly_shape_schedule_and_params(dagbag) -> None:  # type: ignore[no-u
     assert dag.get_task("records_of_processing").upstream_task_ids == {"validate_after"}
     assert dag.get_task("plan").downstream_task_ids == {"approvals_needed", "report"}
     # Each group's enforcement waits for its own approval only (a mapped task group), Human-in-the-loop.
-    assert dag.get_task("enforcement.enforce").upstream_task_ids == {"approvals_needed", "enforcement.approve_large_plan"}
+    assert dag.get_task("enforcement.enforce").upstream_task_ids == {"needs_a_person", "enforcement.approve_large_plan"}
+    # The groups needing no person: mapped parts (a large table's batch ranges), beside the approvals.
+    assert dag.get_task("enforce_part").upstream_task_ids == {"enforcement_parts"}
+    assert dag.get_task("enforcement_parts").upstream_task_ids == {"approvals_needed"}
+    assert dag.get_task("validate_after").upstream_task_ids == {"enforcement.enforce", "enforce_part"}
+    assert dag.get_task("validate_after").trigger_rule == "none_failed"  # either path may be empty
     assert dag.get_task("enforcement.approve_large_plan").options == ["Approve", "Reject"]
     assert dag.get_task("enforcement.approve_large_plan").defaults == ["Reject"]  # taken at time-out
     params = dag.params

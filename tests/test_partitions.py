@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from lifecycle.discovery.partitions import (
     PartitionsIncompleteError, finish_partitions, key_ranges, plan_partitions, run_partition, scan_partitioned,
 )
 from lifecycle.discovery.scan import scan_source
-from lifecycle.tagstore.db import open_tag_store
+from lifecycle.enforcement import batch_ranges, build_plan, enforce_source, merge_stats, plan_batches, register_run, summarise_plan
+from lifecycle.tagstore.db import make_engine, open_tag_store
 from lifecycle.tagstore.tables import record_tag, subject_ref, watermark
 from tests.conftest import PG_URL
 
@@ -231,3 +233,73 @@ def test_a_request_between_the_ranges_keeps_its_index_and_the_next_night_rescans
     assert mark == REQUEST_DURING_RESCAN
     again = plan_partitions(source, policy, tag_engine=split, run_id="n3", partition_rows=SMALL, **kw)
     assert len(again) > 1  # the next night is a full scan again, in ranges
+
+
+# -- partitioned enforcement ------------------------------------------------------------------
+
+
+@pytest.fixture
+def twin(db, tmp_path: Path) -> Iterator[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+    """A second source database and tag store (URL and schema), for the same generated data
+    enforced another way."""
+    if db.kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'twin.db'}", None
+        return
+    schema = f"lc_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield PG_URL, schema
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def _source_rows(engine: Engine, table_name: str) -> list[tuple[Any, ...]]:
+    table = Table(table_name, MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
+
+
+def test_partitioned_enforcement_leaves_exactly_what_one_enforcement_leaves(  # type: ignore[no-untyped-def]
+        db, tag_db, twin, policy_path, catalog_path, hasher) -> None:
+    policy = load_policy(policy_path)
+    catalog = load_catalog(catalog_path, policy)
+    forms = catalog.source("contact_form_submissions").model_copy(update={"batch_size": 7})
+    twin_url, twin_schema = twin
+    generate(db.url, rows=ROWS, seed=5, as_of=TODAY, schema=db.schema)
+    generate(twin_url, rows=ROWS, seed=5, as_of=TODAY, schema=twin_schema)
+    whole = (db.engine(), tag_db.tag_store())
+    twin = (make_engine(twin_url, schema=twin_schema),
+            open_tag_store(twin_url if twin_schema else twin_url.replace("twin.db", "twin-tags.db"), schema=twin_schema))
+    assert _source_rows(whole[0], forms.table) == _source_rows(twin[0], forms.table)
+
+    def plan(engine: Engine, tags: Engine) -> None:
+        scan_source(forms, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="e1", logical_date=TODAY)
+        register_run(tags, "e1", TODAY, False)
+        build_plan(tags, [forms], "e1", TODAY)
+
+    def enforce(engine: Engine, tags: Engine, batch_range: tuple[int, int] | None = None) -> dict[str, Any]:
+        return enforce_source(forms, summarise_plan(tags, forms, "e1"), source_engine=engine, tag_engine=tags,
+                              run_id="e1", dry_run=False, hasher=hasher, year=TODAY.year, batch_range=batch_range).to_dict()
+
+    plan(*whole)
+    one = enforce(*whole)
+    plan(*twin)
+    batches = len(plan_batches(twin[1], forms, "e1"))
+    ranges = batch_ranges(batches, 3)
+    assert batches >= 6 and len(ranges) >= 2  # the plan does split
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the ranges side by side, as two workers run them
+        parts = list(pool.map(lambda r: enforce(*twin, r), ranges))
+    merged = merge_stats(parts)
+    assert len(merged) == 1 and merged[0]["batches"] == batches
+    for name in ("records_erased", "records_anonymised", "fields_anonymised", "rows_affected", "mentions_redacted"):
+        assert merged[0][name] == one[name], name
+    assert one["records_erased"] + one["records_anonymised"] > 0
+    assert _source_rows(twin[0], forms.table) == _source_rows(whole[0], forms.table)
+    assert _snapshot(twin[1], forms.name)["tags"] == _snapshot(whole[1], forms.name)["tags"]
+    assert _snapshot(twin[1], forms.name)["refs"] == _snapshot(whole[1], forms.name)["refs"]
+    # A partition run again (a retried task) finds its batches journaled and changes nothing.
+    again = enforce(*twin, ranges[0])
+    assert again["batches"] == 0 and again["batches_skipped"] == ranges[0][1] - ranges[0][0]
+    assert _source_rows(twin[0], forms.table) == _source_rows(whole[0], forms.table)

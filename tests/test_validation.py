@@ -22,7 +22,7 @@ ALLOWED = ["newsletter:contact_details:consent"]
 BASE: dict[str, Any] = dict(
     source="newsletter_subscribers", category="contact_details", activity="newsletter", lawful_basis="consent",
     role="controller", controller="self", clock_value=date(2025, 1, 1), on_expiry="erase", run_id="r",
-    violation=None, subject_refs=None, status="active", deadline=date(2027, 1, 1))
+    violation=None, status="active", deadline=date(2027, 1, 1))
 
 BASIS = "every record has a lawful basis"
 PURPOSE = "the policy allows this activity, category and lawful basis"

@@ -256,7 +256,7 @@ class Defaults(_Frozen):
     batch_size: int = Field(1000, ge=1, le=50_000)
     max_destroy_share: float = Field(0.5, gt=0, le=1)
     confirm_min_records: int = Field(10, ge=0)
-    partition_rows: int = Field(PARTITION_ROWS, ge=100, le=100_000_000)
+    partition_rows: int = Field(PARTITION_ROWS, ge=10, le=100_000_000)
 
 
 Location = Literal["table", "storage", "lake_table"]
@@ -296,7 +296,7 @@ class Source(_Frozen):
     confirm_min_records: int = Field(10, ge=0)
     # A full scan of a SQL table with more rows than this (by a cheap estimate) is split into key
     # ranges of about this many rows, scanned as separate tasks (lifecycle.discovery.partitions).
-    partition_rows: int = Field(PARTITION_ROWS, ge=100, le=100_000_000)
+    partition_rows: int = Field(PARTITION_ROWS, ge=10, le=100_000_000)
 
     _check_identifiers = field_validator("table", "primary_key", "controller_column")(
         lambda v: v if v is None else plain_identifier(v)

@@ -161,7 +161,6 @@ class Tagger:
         refs = self._structured_refs(key, row)
         refs += self._free_text_refs(key, row, refs)
         label_persons(refs, source.name, key)
-        ref_text = ",".join(sorted({r["subject_hash"] for r in refs})) or None
         tags = []
         for category in self.categories:
             basis = self.basis_of(category, row)
@@ -193,7 +192,7 @@ class Tagger:
                 "controller": controller, "clock_value": clock,
                 "deadline": deadline, "on_expiry": source.on_expiry,
                 "status": "violation" if violation else "active", "violation": violation,
-                "subject_refs": ref_text, "run_id": self.run_id, "parent_key": parent_key, "expiry_reason": reason,
+                "run_id": self.run_id, "parent_key": parent_key, "expiry_reason": reason,
             })
         return tags, refs
 

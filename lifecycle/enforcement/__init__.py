@@ -8,7 +8,7 @@ __all__, __getattr__ = public_surface(__name__, {
     "aggregation": ('AggregationStats', 'aggregate_source', 'validate_aggregates'),
     "approval": ('GOES_AHEAD', 'ApprovalConfigError', 'ApprovalRecord', 'approval_timeout', 'approvers', 'decisions',
                  'plan_approval_text', 'record_decision', 'request_approval', 'withheld_stats'),
-    "enforce": ('enforce_source',),
+    "enforce": ('batch_ranges', 'enforce_source', 'merge_stats', 'partitionable', 'plan_batches'),
     "plan": ('build_plan', 'inherit_parent_clocks', 'reference_pairs', 'register_run', 'summarise_plan'),
     "validation": ('validate_tag_store',),
 })

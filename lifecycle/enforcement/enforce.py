@@ -86,6 +86,41 @@ def plan_batches(tag_engine: Engine, source: Source, run_id: str) -> list[Batch]
     return batches
 
 
+def batch_ranges(batches: int, per_partition: int) -> list[tuple[int, int]]:
+    """The plan's batches 0..batches-1 cut into ranges (first, last + 1) of ``per_partition``:
+    the partitions of a large source's enforcement."""
+    step = max(per_partition, 1)
+    return [(lo, min(lo + step, batches)) for lo in range(0, batches, step)]
+
+
+def partitionable(source: Source) -> bool:
+    """Whether a source's batches may be enforced by several tasks at once: SQL tables, where a
+    batch touches only its own rows. An object or a lake table file holds the records of many
+    batches, and two tasks rewriting it at once would lose one's change."""
+    return source.location == "table"
+
+
+_SUMMED = ("batches", "batches_skipped", "records_erased", "records_anonymised", "records_restricted",
+           "fields_anonymised", "violations_restricted", "mentions_redacted", "rows_affected")
+
+
+def merge_stats(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One EnforceStats dict per source from the dicts of its partitions (in the order sources
+    first appear): counts summed, ``seconds`` summed (work, not wall time), the plan kept."""
+    merged: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        into = merged.get(part["source"])
+        if into is None:
+            merged[part["source"]] = {**part, "objects": dict(part.get("objects") or {})}
+            continue
+        for name in _SUMMED:
+            into[name] = into.get(name, 0) + part.get(name, 0)
+        into["seconds"] = round(into.get("seconds", 0.0) + part.get("seconds", 0.0), 3)
+        for name, value in (part.get("objects") or {}).items():
+            into["objects"][name] = into["objects"].get(name, 0) + value
+    return list(merged.values())
+
+
 def _columns_to_anonymise(source: Source, batch: Batch) -> list[str]:
     names = source.columns if batch.scope == "record" else source.columns_of(batch.category or "")
     return [c for c in names if source.columns[c].anonymise != "keep"]
@@ -222,11 +257,14 @@ def enforce_source(
     crash_after_object_write: bool = False,
     hasher: SubjectHasher | None = None,
     year: int | None = None,
+    batch_range: tuple[int, int] | None = None,
 ) -> EnforceStats:
     """Apply the run's plan for one source, through its store (``source_engine``: a RecordStore,
     or the backend one is opened over: a SQL engine, an S3 client). ``hasher`` and ``year`` (the logical date's) are needed to redact
     mentions of erased people in free text (plan action 'redact'). The crash_* arguments exist
-    for crash tests."""
+    for crash tests. ``batch_range`` (first, last + 1): only those batches of the
+    plan, one partition of a large source; the partitions of one plan may run at once, in tasks
+    of their own (the batches are disjoint and each is journaled)."""
     started = time.monotonic()
     stats = EnforceStats(source=source.name, dry_run=dry_run, planned=plan.to_dict())
     if plan.needs_confirmation and not confirmed and not dry_run:
@@ -236,6 +274,8 @@ def enforce_source(
             "trigger again with confirm_large_plan=true"
         )
     batches = plan_batches(tag_engine, source, run_id)
+    if batch_range is not None:
+        batches = [b for b in batches if batch_range[0] <= b.number < batch_range[1]]
     if dry_run:
         for batch in batches:
             _count(stats, batch)

@@ -48,7 +48,8 @@ record_tag = Table(
     # a TagStatus
     Column("status", String(20), nullable=False),
     Column("violation", String(200)),
-    Column("subject_refs", Text),
+    # (Stores made before 2026-11-28 also have subject_refs, the record's hashes repeated on every
+    # category row: never read, lc_subject_ref is the index. It is no longer written.)
     Column("run_id", String(250), nullable=False),
     # The parent record (through the catalog's subject.via) whose clock this record follows.
     Column("parent_key", String(200)),
