@@ -165,8 +165,7 @@ def lifecycle_nightly():
     @task(outlets=[NIGHTLY_REPORT], trigger_rule=TriggerRule.NONE_FAILED)
     def report(scans: list[dict], before: dict, planned: dict, approved: list[list[dict]] | None,
                parts: list[list[dict]] | None, after: dict | None) -> str:
-        enforced = list(approved or []) + list(parts or [])
-        return nightly.report(scans, before, planned, enforced, after, get_current_context())
+        return nightly.report(scans, before, planned, [approved, parts], after, get_current_context())
 
     @task
     def records_of_processing(_after: dict | None) -> str | None:

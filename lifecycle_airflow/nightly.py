@@ -319,16 +319,28 @@ def enforce(source_name: str, context: dict[str, Any], batch_range: tuple[int, i
     return out
 
 
+def _stats_of(outputs: Any) -> Any:
+    """The EnforceStats dicts in the enforcement tasks' outputs, however Airflow nests them (a list
+    per mapped task, a list of those per path)."""
+    if isinstance(outputs, dict):
+        yield outputs
+        return
+    if isinstance(outputs, (str, bytes)):
+        raise TypeError(f"an enforcement task returned {type(outputs).__name__}, not its statistics")
+    for item in outputs or ():
+        yield from _stats_of(item)
+
+
 def report(
     scans: list[dict[str, Any]],
     before: dict[str, Any],
     planned: dict[str, Any],
-    enforced_groups: list[list[dict[str, Any]]],
+    enforced_groups: Any,  # the outputs of both enforcement paths, nested as Airflow hands them over
     after: dict[str, Any] | None,
     context: dict[str, Any],
 ) -> str:
     # A partitioned source's partitions report apart: one line per source in the report.
-    enforcements = merge_stats([stats for group in enforced_groups for stats in group])
+    enforcements = merge_stats(list(_stats_of(enforced_groups)))
     s = runtime.settings()
     policy, _ = runtime.load_config(s)
     engine = runtime.tag_store_engine()

@@ -340,6 +340,9 @@ def _side_by_side(engine: Engine, queries: dict[str, Query]) -> dict[str, Any]:
                         conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # first in the transaction
                         # Grouping a million identifiers: hash in memory, not sort on disk.
                         conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
+                        # The queries are the parallelism: a parallel plan of one would build its
+                        # million groups once per worker, then again to merge them.
+                        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
                         return query(conn)
 
             with ThreadPoolExecutor(max_workers=SIDE_BY_SIDE, thread_name_prefix="breach") as pool:
