@@ -4,8 +4,8 @@
 
 Without --url the tag store is a SQLite file in a temporary folder; with a PostgreSQL URL it is a
 scratch schema, dropped afterwards. The store is filled set-based in SQL, straight into
-lc_record_tag and lc_subject_ref (with the person labels the scan gives them): every record of contact_form_submissions has two categories
-(contact_details, case_details), an e-mail; 40 % a phone (two neighbouring records share one, so
+lc_record_tag and lc_subject_ref (with the person labels the scan gives them): every record of
+contact_form_submissions has two categories (contact_details, case_details), an e-mail; 40 % a phone (two neighbouring records share one, so
 persons span records); 10 % a message naming someone else's e-mail (~1.5 index entries per
 record); one record in ten is a customer's (processor role, two customers); clocks spread over
 2020-2026.

@@ -209,8 +209,8 @@ class Tagger:
 
     def clock_of(self, row: dict[str, Any]) -> date | None:
         """The record's own clock: the first of its clock columns that holds a date."""
-        for column in self.source.clock_columns:
-            value = _as_date(row.get(column))
+        for clock_column in self.source.clock_columns:
+            value = _as_date(row.get(clock_column))
             if value is not None:
                 return value
         return None
