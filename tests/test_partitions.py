@@ -23,7 +23,9 @@ from lifecycle.discovery.partitions import (
     PartitionsIncompleteError, finish_partitions, key_ranges, plan_partitions, run_partition, scan_partitioned,
 )
 from lifecycle.discovery.scan import scan_source
-from lifecycle.enforcement import batch_ranges, build_plan, enforce_source, merge_stats, plan_batches, register_run, summarise_plan
+from lifecycle.enforcement import (
+    batch_ranges, build_plan, enforce_source, merge_stats, plan_batches, register_run, summarise_plan,
+)
 from lifecycle.tagstore.db import make_engine, open_tag_store
 from lifecycle.tagstore.tables import record_tag, subject_ref, watermark
 from tests.conftest import PG_URL

@@ -293,7 +293,8 @@ def _write_contacts(conn: Any, stmt: TextClause, values: dict[str, Any], contact
     writes the CSV itself (COPY ... TO STDOUT, the values bound by the driver); elsewhere it is
     written a chunk of rows at a time."""
     if conn.dialect.name == "postgresql":
-        expanded = stmt.bindparams(**_used(stmt, values)).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        expanded = stmt.bindparams(**_used(stmt, values)).compile(
+            dialect=conn.dialect, compile_kwargs={"render_postcompile": True})  # IN lists as single values
         cursor = conn.connection.driver_connection.cursor()
         with _owner_only(contacts.path, binary=True) as f:
             f.write((",".join(CONTACT_COLUMNS) + "\n").encode())
