@@ -213,6 +213,7 @@ def _refs_in_scope(engine: Engine, scope: BreachScope) -> str:
 
 
 _TYPED_PARAMETERS = (bindparam("sources", expanding=True, type_=String),
+                     bindparam("ref_sources", expanding=True, type_=String),
                      bindparam("prefix_sources", expanding=True, type_=String),
                      bindparam("from_date", type_=Date), bindparam("to_date", type_=Date))
 
@@ -244,16 +245,31 @@ def _parent_edges(catalog: Catalog) -> list[tuple[str, str]]:
     return edges
 
 
+def _with_ancestors(sources: tuple[str, ...], edges: list[tuple[str, str]]) -> list[str]:
+    """The sources whose records the breach's index entries can be in: the affected ones and,
+    up the edges, their parents' sources."""
+    found, grown = set(sources), True
+    while grown:
+        more = {parent for child, parent in edges if child in found} - found
+        found |= more
+        grown = bool(more)
+    return sorted(found)
+
+
 def _refs_statement(engine: Engine, scope: BreachScope, name: str,
                     edges: list[tuple[str, str]]) -> tuple[TextClause, dict[str, str]]:
     """breach_persons / breach_processor_persons / breach_contacts over the common CTE of
-    breach_refs.sql. Only bind-parameter names are templated into the SQL: the source names of
-    the edges are bound like every value."""
-    rows = " UNION ALL ".join(f"SELECT CAST(:child_{i} AS VARCHAR(100)), CAST(:parent_{i} AS VARCHAR(100))"
-                              for i in range(len(edges)))
-    rows = rows or "SELECT CAST(NULL AS VARCHAR(100)), CAST(NULL AS VARCHAR(100)) WHERE 1 = 0"
+    breach_refs.sql, with the walk up to parents only when ``edges`` has some. Only
+    bind-parameter names are templated into the SQL: the source names of the edges are bound
+    like every value."""
+    parents = linked = ""
+    if edges:
+        rows = " UNION ALL ".join(f"SELECT CAST(:child_{i} AS VARCHAR(100)), CAST(:parent_{i} AS VARCHAR(100))"
+                                  for i in range(len(edges)))
+        parents = _fragment(engine, "breach_refs_parents", edges_sql=rows, in_scope_sql=_in_scope(engine))
+        linked = _fragment(engine, "breach_refs_linked")
     refs = load_sql("breach_refs", engine.dialect.name).format(
-        edges_sql=rows, in_scope_sql=_in_scope(engine), refs_in_scope_sql=_refs_in_scope(engine, scope))
+        parents_sql=parents, linked_sql=linked, refs_in_scope_sql=_refs_in_scope(engine, scope))
     values = {f"child_{i}": c for i, (c, _) in enumerate(edges)} | {f"parent_{i}": p for i, (_, p) in enumerate(edges)}
     return _statement(engine, scope, name, refs_sql=refs), values
 
@@ -377,7 +393,7 @@ def breach_queries(scope: BreachScope, *, catalog: Catalog, policy: Policy, tag_
     # Orders, tickets, ...: their owners are affected too. Without such a source, no recursion.
     edges = _parent_edges(catalog) if {c for c, _ in _parent_edges(catalog)} & set(scope.all_sources) else []
     with_edges = values | {f"child_{i}": c for i, (c, _) in enumerate(edges)} | {
-        f"parent_{i}": p for i, (_, p) in enumerate(edges)}
+        f"parent_{i}": p for i, (_, p) in enumerate(edges)} | {"ref_sources": _with_ancestors(scope.all_sources, edges)}
 
     def refs_query(name: str) -> TextClause:
         return _refs_statement(tag_engine, scope, name, edges)[0]
