@@ -5,7 +5,7 @@
 Without --url the tag store is a SQLite file in a temporary folder; with a PostgreSQL URL it is a
 scratch schema, dropped afterwards. The store is filled set-based in SQL, straight into
 lc_record_tag and lc_subject_ref (with the person labels the scan gives them): every record of
-contact_form_submissions has two categories (contact_details, case_details), an e-mail; 40 % a phone (two neighbouring records share one, so
+contact_form_submissions has two categories (contact_details, case_details; the first row marked first_of_record, as the scan marks it), an e-mail; 40 % a phone (two neighbouring records share one, so
 persons span records); 10 % a message naming someone else's e-mail (~1.5 index entries per
 record); one record in ten is a customer's (processor role, two customers); clocks spread over
 2020-2026.
@@ -51,13 +51,14 @@ KEY = {"sqlite": "CAST(i AS TEXT)", "postgresql": "i::text"}
 
 TAGS = """
 INSERT INTO lc_record_tag (source, record_key, category, activity, lawful_basis, role, controller, clock_value,
-                           deadline, on_expiry, status, run_id)
+                           deadline, on_expiry, status, run_id, first_of_record)
 {numbers}
 SELECT '{source}', {key}, c.category, 'contact_form', 'legitimate_interest',
        CASE WHEN i % 10 = 0 THEN 'processor' ELSE 'controller' END,
        CASE WHEN i % 20 = 0 THEN 'kund-nordisk-handel' WHEN i % 10 = 0 THEN 'kund-fastighetsbyran' ELSE 'self' END,
-       {day}, NULL, 'erase', 'active', 'bench'
-FROM n CROSS JOIN (SELECT 'contact_details' AS category UNION ALL SELECT 'case_details') c
+       {day}, NULL, 'erase', 'active', 'bench', c.first_of_record
+FROM n CROSS JOIN (SELECT 'contact_details' AS category, {true} AS first_of_record
+                   UNION ALL SELECT 'case_details', {false}) c
 """
 REFS = """
 INSERT INTO lc_subject_ref (subject_hash, source, record_key, field, kind, category, free_text, person)
@@ -77,7 +78,8 @@ def populate(engine: Engine, records: int) -> None:
     numbers, key = NUMBERS[d], KEY[d]
     false, true = ("0", "1") if d == "sqlite" else ("false", "true")
     with engine.begin() as conn:
-        conn.execute(text(TAGS.format(numbers=numbers, source=SOURCE, key=key, day=DAY[d].format(e="i % 2500"))),
+        conn.execute(text(TAGS.format(numbers=numbers, source=SOURCE, key=key, day=DAY[d].format(e="i % 2500"),
+                                      true=true, false=false)),
                      {"records": records})
         conn.execute(text(REFS.format(numbers=numbers, source=SOURCE, key=key, false=false, true=true,
                                       email=HEX[d].format(e="i"), phone=HEX[d].format(e="i / 2"),

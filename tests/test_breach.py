@@ -221,6 +221,50 @@ def test_persons_are_counted_once_per_primary_identifier(built, tmp_path, policy
     assert {r["subject_hash"] for r in _contacts(windowed)} == {"e1" * 16, "p1" * 16, "0a" * 16}
 
 
+def test_the_scan_marks_one_first_row_per_record(world) -> None:  # type: ignore[no-untyped-def]
+    """Counting records counts first_of_record rows: every scanned record has exactly one."""
+    engine, tags, _, _ = world
+    with tags.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(record_tag.c.source, record_tag.c.record_key,
+                                                     record_tag.c.first_of_record)).mappings()]
+    firsts: dict[tuple[str, str], int] = {}
+    for r in rows:
+        assert r["first_of_record"] is not None
+        key = (r["source"], r["record_key"])
+        firsts[key] = firsts.get(key, 0) + bool(r["first_of_record"])
+    assert firsts and set(firsts.values()) == {1}
+    assert sum(1 for k in firsts if k[0] == "customers") == len(_rows(engine, "customers"))
+
+
+def test_records_count_the_same_with_first_rows_marked_legacy_or_mixed(built, tmp_path, policy_path,  # type: ignore[no-untyped-def]
+                                                                       catalog_path) -> None:
+    """A store scanned partly before first_of_record existed: marked records counted by their
+    first row, unmarked ones by key, a record with both once."""
+    policy = load_policy(policy_path)
+    catalog = load_catalog(catalog_path, policy)
+    sources = {"sources": ["contact_form_submissions", "ad_audiences"]}
+    legacy = _scope(catalog, built, policy, tmp_path, **sources).report  # nothing marked yet
+    first, rest = record_tag.c.category.in_(["contact_details", "audience_data"]), record_tag.c.category == "case_details"
+    with built.begin() as conn:
+        conn.execute(record_tag.update().where(record_tag.c.record_key.in_(["A", "B", "F"]), first)
+                     .values(first_of_record=True))
+        conn.execute(record_tag.update().where(record_tag.c.record_key.in_(["A", "B"]), rest)
+                     .values(first_of_record=False))
+        conn.execute(record_tag.update().where(record_tag.c.record_key == "C", first).values(first_of_record=True))
+        # C's case_details row stays NULL, like a row kept from before; D and E are wholly unmarked.
+    mixed = _scope(catalog, built, policy, tmp_path, reference="INC-3", **sources).report
+    expected = [{"source": "ad_audiences", "records": 1, "undated": 0},
+                {"source": "contact_form_submissions", "records": 5, "undated": 0}]
+    assert legacy["sources"] == mixed["sources"] == expected
+    assert mixed["totals"]["records"] == 6
+    assert [(c["category"], c["records"]) for c in mixed["categories"]] == [
+        ("audience_data", 1), ("case_details", 5), ("contact_details", 5)]
+    assert [(p["customer"], p["records"], p["persons"]) for p in mixed["processor_customers"]] == [
+        ("kund-nordisk-handel", 1, 1)]
+    windowed = _scope(catalog, built, policy, tmp_path, reference="INC-4", window_from="2026-01-01", **sources)
+    assert windowed.report["totals"]["records"] == 5  # C is dated 2025
+
+
 def test_entries_indexed_before_person_labels_count_a_person_per_record(built, tmp_path, policy_path,  # type: ignore[no-untyped-def]
                                                                        catalog_path) -> None:
     policy = load_policy(policy_path)

@@ -162,7 +162,7 @@ class Tagger:
         refs += self._free_text_refs(key, row, refs)
         label_persons(refs, source.name, key)
         tags = []
-        for category in self.categories:
+        for position, category in enumerate(self.categories):
             basis = self.basis_of(category, row)
             memo = (activity_name, basis, clock, controller, year_end)
             outcome = self._deadlines.get(memo)
@@ -193,6 +193,7 @@ class Tagger:
                 "deadline": deadline, "on_expiry": source.on_expiry,
                 "status": "violation" if violation else "active", "violation": violation,
                 "run_id": self.run_id, "parent_key": parent_key, "expiry_reason": reason,
+                "first_of_record": position == 0,
             })
         return tags, refs
 
@@ -359,6 +360,7 @@ def _tag_upsert(stmt):  # type: ignore[no-untyped-def]
         if name not in ("source", "record_key", "category", "run_id")
     }
     updates["run_id"] = stmt.excluded.run_id  # always: marks the record as still present
+    updates["first_of_record"] = stmt.excluded.first_of_record  # always: the record's rows agree
     return stmt.on_conflict_do_update(index_elements=["source", "record_key", "category"], set_=updates)
 
 

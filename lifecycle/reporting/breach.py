@@ -372,6 +372,46 @@ def _rows(stmt: TextClause, values: dict[str, Any]) -> Query:
 
 
 @dataclass(frozen=True)
+class TagCounts:
+    """The report's records (per source, role and controller) and categories (per source,
+    activity, category and lawful basis), from one pass over the tag rows in scope."""
+
+    records: list[dict[str, Any]]
+    categories: list[dict[str, Any]]
+
+
+def _tag_counts(grouped: Query, unlabelled: Query) -> Query:
+    """breach_records.sql, folded into records and categories; records whose rows predate
+    first_of_record are counted by key (breach_records_unlabelled.sql), only when there are any."""
+    def count(conn: Connection) -> TagCounts:
+        records: dict[tuple[str, str, str], dict[str, Any]] = {}
+        categories: dict[tuple[str, str, str, str], int] = {}
+        legacy = False
+        for r in grouped(conn):
+            rows = int(r["tag_rows"])
+            c = (r["source"], r["activity"], r["category"], r["lawful_basis"])
+            categories[c] = categories.get(c, 0) + rows
+            legacy = legacy or r["first_of_record"] is None
+            if r["first_of_record"]:
+                _add_records(records, r, rows, int(r["undated"]) * rows)
+        for r in unlabelled(conn) if legacy else ():
+            _add_records(records, r, int(r["records"]), int(r["undated"]))
+        return TagCounts(
+            records=[records[k] for k in sorted(records)],
+            categories=[{"source": k[0], "activity": k[1], "category": k[2], "lawful_basis": k[3], "records": n}
+                        for k, n in sorted(categories.items())])
+    return count
+
+
+def _add_records(into: dict[tuple[str, str, str], dict[str, Any]], row: dict[str, Any], records: int,
+                 undated: int) -> None:
+    key = (row["source"], row["role"], row["controller"])
+    counted = into.setdefault(key, {"source": key[0], "role": key[1], "controller": key[2], "records": 0, "undated": 0})
+    counted["records"] += records
+    counted["undated"] += undated
+
+
+@dataclass(frozen=True)
 class BreachResult:
     report: dict[str, Any]
     paths: ReportPaths
@@ -402,9 +442,9 @@ def breach_queries(scope: BreachScope, *, catalog: Catalog, policy: Policy, tag_
     queries: dict[str, Query] = {  # the largest first: the pool starts them in this order
         "persons": _rows(refs_query("breach_persons"), with_edges),
         "contacts": lambda conn: _write_contacts(conn, contact_list, with_edges, contacts),
-        "records": _rows(_statement(tag_engine, scope, "breach_records"), values),
         "identifiers": _rows(_statement(tag_engine, scope, "breach_identifiers"), values),
-        "categories": _rows(_statement(tag_engine, scope, "breach_categories"), values),
+        "tags": _tag_counts(_rows(_statement(tag_engine, scope, "breach_records"), values),
+                            _rows(_statement(tag_engine, scope, "breach_records_unlabelled"), values)),
         # Any source may hold a customer's records (an activity column can map to a processor activity).
         "customers": _rows(refs_query("breach_processor_persons"), with_edges),
     }
@@ -419,7 +459,7 @@ def scope_breach(scope: BreachScope, *, catalog: Catalog, policy: Policy, tag_en
     contacts = _protected_folder(protected_dir, scope.reference)
     found = _side_by_side(tag_engine, breach_queries(scope, catalog=catalog, policy=policy, tag_engine=tag_engine,
                                                      contacts=contacts))
-    report = build_breach_report(scope, policy=policy, records=found["records"], categories=found["categories"],
+    report = build_breach_report(scope, policy=policy, records=found["tags"].records, categories=found["tags"].categories,
                                  identifiers=found["identifiers"], persons=found["persons"][0],
                                  customer_persons={r["customer"]: int(r["persons"]) for r in found["customers"]},
                                  locations=found["contacts"], now=now)

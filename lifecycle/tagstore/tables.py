@@ -55,6 +55,10 @@ record_tag = Table(
     Column("parent_key", String(200)),
     # Why the deadline came early: consent_withdrawn; else it is the retention period's end.
     Column("expiry_reason", String(40)),
+    # True on the row of the record's first category, false on the others: counting records is
+    # counting these rows, with no set of keys to build. NULL: tagged before the column existed
+    # (counted by key, include/sql/breach_records_unlabelled.sql).
+    Column("first_of_record", Boolean),
 )
 Index("ix_lc_record_tag_status_deadline", record_tag.c.status, record_tag.c.deadline)
 Index("ix_lc_record_tag_parent", record_tag.c.source, record_tag.c.parent_key)
