@@ -37,6 +37,19 @@ def test_keyed_hash_is_stable_normalised_and_keyed() -> None:
     assert normalise_email("A@B.se") == "a@b.se"
 
 
+@pytest.mark.parametrize("secret", [b"sixteen-bytes-ok", b"k" * 64, b"a-secret-longer-than-a-sha256-block-" * 3])
+def test_keyed_hash_is_hmac_sha256(secret: bytes) -> None:
+    """The prepared inner and outer hashes give exactly RFC 2104 HMAC-SHA256, for keys shorter
+    than, as long as and longer than the block; and the hasher survives pickling (worker processes)."""
+    import hmac
+    import pickle
+
+    hasher = SubjectHasher(secret)
+    for kind, value in (("email", "anna.berg@example.com"), ("phone", "+46701234567"), ("name", "åsa öberg")):
+        assert hasher.hash(kind, value) == hmac.digest(secret, f"{kind}:{value}".encode(), "sha256").hex()[:32]
+    assert pickle.loads(pickle.dumps(hasher)).hash("email", "x@y.se") == hasher.hash("email", "x@y.se")
+
+
 def test_short_secret_refused() -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         SubjectHasher(b"short")

@@ -17,8 +17,10 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from operator import itemgetter
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -311,8 +313,9 @@ def _select(source: Source, engine: Engine, since: Any = None,  # type: ignore[n
 def stream_rows(engine: Engine, query, chunk_rows: int = CHUNK_ROWS) -> Iterator[list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
-        for chunk in result.mappings().partitions(chunk_rows):
-            yield [dict(r) for r in chunk]
+        keys = list(result.keys())
+        for chunk in result.partitions(chunk_rows):
+            yield [dict(zip(keys, r)) for r in chunk]
 
 
 def _count(engine: Engine, query) -> int:  # type: ignore[no-untyped-def]
@@ -372,21 +375,28 @@ def _stage(conn, target: Table, rows: list[dict[str, Any]]) -> Table:  # type: i
     cursor = conn.connection.driver_connection.cursor()
     cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage.name} (LIKE {target.name}) ON COMMIT DELETE ROWS")
     cursor.execute(f"TRUNCATE {stage.name}")
-    with cursor.copy(f"COPY {stage.name} ({', '.join(names)}) FROM STDIN") as copy:
+    _copy_rows(cursor, stage.name, names, rows)
+    return stage
+
+
+def _copy_rows(cursor, table_name: str, names: list[str], rows: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+    """COPY dicts into ``table_name``; a key a row lacks is NULL."""
+    if rows and all(n in rows[0] for n in names):
+        values = itemgetter(*names)  # the rows of one writer share their keys: a C-level getter
+        with cursor.copy(f"COPY {table_name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(values(row))
+        return
+    with cursor.copy(f"COPY {table_name} ({', '.join(names)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([row.get(n) for n in names])
-    return stage
 
 
 def write_tags(conn, engine: Engine, tags: list[dict[str, Any]], first: bool = False) -> None:  # type: ignore[no-untyped-def]
     """``first``: the tag store holds nothing of this source yet (its first scan), so there is
     no status to keep and the tags are copied straight in."""
     if engine.dialect.name == "postgresql" and first:
-        names = list(record_tag.c.keys())
-        with conn.connection.driver_connection.cursor().copy(
-                f"COPY {record_tag.name} ({', '.join(names)}) FROM STDIN") as copy:
-            for row in tags:
-                copy.write_row([row.get(n) for n in names])
+        _copy_rows(conn.connection.driver_connection.cursor(), record_tag.name, list(record_tag.c.keys()), tags)
     elif engine.dialect.name == "postgresql":
         stage = _stage(conn, record_tag, tags)
         names = list(record_tag.c.keys())
@@ -403,7 +413,7 @@ def write_refs(conn, engine: Engine, refs: list[dict[str, Any]], fresh: bool,  #
         return
     if engine.dialect.name == "postgresql" and fresh:
         names = list(target.c.keys())
-        unique = {tuple(r[n] for n in names) for r in refs}
+        unique = set(map(itemgetter(*names), refs))
         with conn.connection.driver_connection.cursor().copy(
                 f"COPY {target.name} ({', '.join(names)}) FROM STDIN") as copy:
             for row in unique:
@@ -818,11 +828,11 @@ def count_into(stats: ScanStats, records: int, tags: list[dict[str, Any]],
     stats.subject_refs += len(refs)
     free = set(source.free_text_columns)
     stats.free_text_refs += sum(1 for r in refs if r["field"] in free)
-    for t in tags:
-        if t["status"] == "violation" and t["violation"] != "awaiting_parent":  # settled after the scans
-            stats.violations += 1
-        label = f"{t['category']}:{t['lawful_basis'] or '(none)'}"
-        stats.by_category_basis[label] = stats.by_category_basis.get(label, 0) + 1
+    # Awaiting a parent's clock is settled after the scans: not a violation yet.
+    stats.violations += sum(1 for t in tags if t["status"] == "violation" and t["violation"] != "awaiting_parent")
+    for (category, basis), n in Counter(map(itemgetter("category", "lawful_basis"), tags)).items():
+        label = f"{category}:{basis or '(none)'}"
+        stats.by_category_basis[label] = stats.by_category_basis.get(label, 0) + n
 
 
 def save_watermark(tag_engine: Engine, source: Source, tracking: str | None, highest: Any,
