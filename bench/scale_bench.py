@@ -10,7 +10,8 @@ scratch schema each) with the product's partitioning (lifecycle.discovery.partit
 splits the table into ``--partitions`` key ranges, a process pool of N workers scans the ranges
 (what N Celery workers do with the DAG's mapped ``scan_partition`` tasks), and the finish step
 runs once. Prints wall time, rows/s, the speedup of 2 workers over 1 and each run's ratio to
-the bare read, checks that both tag stores hold the same tags and index, and projects the first
+the bare read, the CPU the pipeline processes and the database server spent (and so the speedup
+this machine allows), checks that both tag stores hold the same tags and index, and projects the first
 night of a 100 M-row source for 1, 4 and 16 workers from the measured per-worker rate.
 ``--whole`` also times today's one-task scan (scan_source) for the partitions' overhead.
 """
@@ -23,13 +24,14 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy import Engine, make_url, text  # noqa: E402
 
 from bench.scan_bench import COLUMNS, build_source  # noqa: E402
 from bench.scratch import scratch, server  # noqa: E402
@@ -61,15 +63,58 @@ def scan_one(url: str, source_schema: str, tag_schema: str, partition: dict[str,
                          logical_date=TODAY)
 
 
+def _process_cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds (user + system) of one process, from /proc; with ``children``, also of its
+    exited children (PostgreSQL's postmaster: the backends that have ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(url: str) -> float | None:
+    """CPU seconds of every PostgreSQL process of this machine so far; None when the server is
+    elsewhere (or /proc cannot be read)."""
+    if make_url(url).host not in ("127.0.0.1", "localhost", None) or not os.path.isdir("/proc"):
+        return None
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm", encoding="utf-8") as f:
+                if not f.read().startswith("postgres"):
+                    continue
+        except OSError:
+            continue
+        total += _process_cpu(int(pid), children=True)
+    return total
+
+
+@dataclass
+class Run:
+    seconds: float
+    partitions: int
+    worker_cpu: float  # CPU seconds of the worker processes and of the planning and finishing here
+    postgres_cpu: float | None  # of the database server, when it runs on this machine
+
+    def busy_cores(self) -> float | None:
+        return None if self.postgres_cpu is None else (self.worker_cpu + self.postgres_cpu) / self.seconds
+
+
 def scan_with_workers(url: str, source_schema: str, tag_schema: str, rows: int, partitions: int,
-                      workers: int) -> tuple[float, int, list[dict[str, Any]]]:
-    """Plan, the partitions on ``workers`` processes, finish: wall time, partitions, results."""
+                      workers: int) -> Run:
+    """Plan, the partitions on ``workers`` processes, finish: wall time, partitions and the CPU
+    the workers and the database server spent."""
     policy, source = _world()
     engine, tags = make_engine(url, schema=source_schema), open_tag_store(url, schema=tag_schema)
     hasher = SubjectHasher(SECRET)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         list(pool.map(int, range(workers)))  # start the processes (interpreter + imports) before the clock
+        pids = list(pool._processes)  # noqa: SLF001 - the pool's worker processes, to read their CPU
+        cpu_before, server_before = sum(map(_process_cpu, pids)) + time.process_time(), postgres_cpu(url)
         started = time.perf_counter()
         planned = plan_partitions(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher,
                                   run_id=f"scale-{workers}", partition_rows=max(rows // partitions, 1))
@@ -77,10 +122,13 @@ def scan_with_workers(url: str, source_schema: str, tag_schema: str, rows: int, 
         results = [f.result() for f in futures]
         stats = finish_partitions(source, results, source_engine=engine, tag_engine=tags, hasher=hasher)
         seconds = time.perf_counter() - started
+        worker_cpu = sum(map(_process_cpu, pids)) + time.process_time() - cpu_before
+        server_after = postgres_cpu(url)
     finally:
         pool.shutdown()
     assert stats.records == rows, f"{stats.records} records scanned of {rows}"
-    return seconds, len(planned), results
+    server = None if server_before is None or server_after is None else server_after - server_before
+    return Run(seconds, len(planned), worker_cpu, server)
 
 
 def tag_store_digest(tags: Engine) -> tuple[int, int, str]:
@@ -123,11 +171,10 @@ def main() -> None:
         bare = time.perf_counter() - started
         assert read == args.rows
 
-        runs: dict[int, tuple[float, int]] = {}
+        runs: dict[int, Run] = {}
         for workers, schema in ((1, one_schema), (2, two_schema)):
             print(f"scanning with {workers} worker process(es) ...")
-            seconds, parts, _ = scan_with_workers(args.url, source_schema, schema, args.rows, args.partitions, workers)
-            runs[workers] = (seconds, parts)
+            runs[workers] = scan_with_workers(args.url, source_schema, schema, args.rows, args.partitions, workers)
         same = tag_store_digest(open_tag_store(args.url, schema=one_schema)) == \
             tag_store_digest(open_tag_store(args.url, schema=two_schema))
         whole = None
@@ -140,19 +187,33 @@ def main() -> None:
                             hasher=SubjectHasher(SECRET), run_id="scale-whole", logical_date=TODAY)
                 whole = time.perf_counter() - started
 
-    one, two = runs[1][0], runs[2][0]
+    one, two = runs[1].seconds, runs[2].seconds
     print()
-    print(f"source: {args.rows:,} rows, {runs[1][1]} partitions; machine: {multiprocessing.cpu_count()} cores, "
+    print(f"source: {args.rows:,} rows, {runs[1].partitions} partitions; machine: {multiprocessing.cpu_count()} cores, "
           f"load average {os.getloadavg()[1]:.1f} over the last 5 minutes (other work skews the speedup)")
     print(f"{'run':<28}{'wall s':>9}{'rows/s':>11}{'vs bare read':>14}")
     print(f"{'bare read (baseline)':<28}{bare:>9.2f}{args.rows / bare:>11,.0f}{1.0:>13.1f}x")
     if whole is not None:
         print(f"{'one task (scan_source)':<28}{whole:>9.2f}{args.rows / whole:>11,.0f}{whole / bare:>13.1f}x")
-    for workers, (seconds, _) in runs.items():
+    for workers, run in runs.items():
         label = f"partitioned, {workers} worker{'s' if workers > 1 else ''}"
-        print(f"{label:<28}{seconds:>9.2f}{args.rows / seconds:>11,.0f}{seconds / bare:>13.1f}x")
+        print(f"{label:<28}{run.seconds:>9.2f}{args.rows / run.seconds:>11,.0f}{run.seconds / bare:>13.1f}x")
     speedup = one / two
     print(f"speedup 2 workers / 1: {speedup:.2f}x (target >= 1.7x); same tag store and index: {'yes' if same else 'NO'}")
+
+    # What bounds the speedup: the CPU one worker's scan needs (the worker and the database
+    # server), against the cores there are.
+    print()
+    print(f"{'CPU seconds':<28}{'pipeline':>9}{'server':>9}{'busy cores':>12}")
+    for workers, run in runs.items():
+        server_cpu = "n/a" if run.postgres_cpu is None else f"{run.postgres_cpu:.1f}"
+        busy = run.busy_cores()
+        print(f"{f'{workers} worker(s)':<28}{run.worker_cpu:>9.1f}{server_cpu:>9}{'n/a' if busy is None else f'{busy:.2f}':>12}")
+    busy_one = runs[1].busy_cores()
+    if busy_one:
+        cores = multiprocessing.cpu_count()
+        print(f"one worker keeps {busy_one:.2f} of {cores} cores busy (itself and the database server): "
+              f"on this machine the speedup cannot exceed {cores / busy_one:.2f}x")
 
     # Projection: each worker scans at the measured one-worker rate, times the scaling efficiency
     # measured with two (the tag store's own capacity is assumed to keep up: see the README).
