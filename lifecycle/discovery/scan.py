@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from datetime import date, datetime, timezone
@@ -382,14 +382,17 @@ def _stage(conn, target: Table, rows: list[dict[str, Any]]) -> Table:  # type: i
 def _copy_rows(cursor, table_name: str, names: list[str], rows: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
     """COPY dicts into ``table_name``; a key a row lacks is NULL."""
     if rows and all(n in rows[0] for n in names):
-        values = itemgetter(*names)  # the rows of one writer share their keys: a C-level getter
-        with cursor.copy(f"COPY {table_name} ({', '.join(names)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(values(row))
-        return
+        # The rows of one writer share their keys: a C-level getter instead of a list per row.
+        _copy_values(cursor, table_name, names, map(itemgetter(*names), rows))
+    else:
+        _copy_values(cursor, table_name, names, ([row.get(n) for n in names] for row in rows))
+
+
+def _copy_values(cursor, table_name: str, names: list[str], rows: Iterable[Sequence[Any]]) -> None:  # type: ignore[no-untyped-def]
+    """COPY value rows (in the order of ``names``) into ``table_name``."""
     with cursor.copy(f"COPY {table_name} ({', '.join(names)}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row([row.get(n) for n in names])
+            copy.write_row(row)
 
 
 def write_tags(conn, engine: Engine, tags: list[dict[str, Any]], first: bool = False) -> None:  # type: ignore[no-untyped-def]
@@ -414,10 +417,7 @@ def write_refs(conn, engine: Engine, refs: list[dict[str, Any]], fresh: bool,  #
     if engine.dialect.name == "postgresql" and fresh:
         names = list(target.c.keys())
         unique = set(map(itemgetter(*names), refs))
-        with conn.connection.driver_connection.cursor().copy(
-                f"COPY {target.name} ({', '.join(names)}) FROM STDIN") as copy:
-            for row in unique:
-                copy.write_row(row)
+        _copy_values(conn.connection.driver_connection.cursor(), target.name, names, unique)
     elif engine.dialect.name == "postgresql":
         stage = _stage(conn, target, refs)
         names = list(target.c.keys())
