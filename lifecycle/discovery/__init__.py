@@ -7,7 +7,7 @@ from lifecycle.surface import public_surface
 
 __all__, __getattr__ = public_surface(__name__, {
     "detect": ('Finding', 'REDACTED', 'parse_identity_number', 'parse_swedish_phone', 'find_identifiers', 'redact', 'INVISIBLE', 'LOOK_ALIKES'),
-    "identifiers": ('SubjectHasher', 'normalise_email', 'normalise_personnummer', 'normalise_phone', 'normalise_text'),
+    "identifiers": ('SubjectHasher', 'normalise_email', 'normalise_personnummer', 'normalise_phone', 'normalise_text', 'normaliser'),
     "keys": ('check_keys', 'ensure_installation_key', 'record_key_identity', 'source_scope'),
     "redaction": ('mentions', 'name_pattern', 'name_search_term', 'name_spans', 'person_in_text', 'person_patterns', 'person_spans', 'redact_text'),
     "partitions": ('Partition', 'PartitionsIncompleteError', 'finish_partitions', 'key_ranges', 'plan_partitions', 'run_partition', 'scan_partitioned'),

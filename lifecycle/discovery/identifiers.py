@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 _SHA256_BLOCK = 64  # bytes: HMAC pads (or first hashes) the key to the hash's block size
@@ -105,12 +107,16 @@ class SubjectHasher:
         text = str(value)
         if not text.strip():
             return None
-        if kind == "email":
-            normalised = normalise_email(text)
-        elif kind == "phone":
-            normalised = normalise_phone(text)
-        elif kind == "personnummer":
-            normalised = normalise_personnummer(text, reference_year)
-        else:
-            normalised = normalise_text(text)
+        normalised = normaliser(kind, reference_year)(text)
         return self.hash(kind, normalised) if normalised else None
+
+
+def normaliser(kind: str, reference_year: int = 2026) -> Callable[[str], str | None]:
+    """How an identifier of ``kind`` is normalised before it is hashed (a scan looks it up once)."""
+    if kind == "email":
+        return normalise_email
+    if kind == "phone":
+        return normalise_phone
+    if kind == "personnummer":
+        return partial(normalise_personnummer, reference_year=reference_year)
+    return normalise_text

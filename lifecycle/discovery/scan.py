@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from lifecycle.discovery import detect
 from lifecycle.config import BasisFromColumn, Source
 from lifecycle.errors import CatalogError
-from lifecycle.discovery.identifiers import SubjectHasher
+from lifecycle.discovery.identifiers import SubjectHasher, normaliser
 from lifecycle.config import Policy
 from lifecycle.discovery.redaction import FREE_TEXT_KINDS
 from lifecycle.discovery.subjects import label_persons
@@ -125,6 +125,11 @@ def check_anonymisable(source: Source, columns: dict[str, dict[str, Any]], file:
 # -- tagging -------------------------------------------------------------------------------
 
 
+def _basis_value(value: Any) -> str | None:
+    """A lawful basis as a record's basis column holds it (None: empty)."""
+    return str(value).strip() if value not in (None, "") else None
+
+
 class Tagger:
     """Turns one source row into tag rows and subject references."""
 
@@ -145,22 +150,17 @@ class Tagger:
         self._basis_specs = [source.basis_spec(category) for category in self.categories]
         self._constant_bases = None if any(isinstance(s, BasisFromColumn) for s in self._basis_specs) \
             else tuple(self._basis_specs)
+        self._basis_columns = [(None, s.column) if isinstance(s, BasisFromColumn) else (s, None) for s in self._basis_specs]
         self._clock_parent = source.clock_parent
         self._clock_columns = source.clock_columns
         self._parent_column = self._clock_parent or next(iter(source.subject.via), None)
         self._field_specs = {name: (spec.category, spec.free_text) for name, spec in source.columns.items()}
+        self._identifiers = self._identifier_columns()
 
     def take_writings(self) -> dict[str, int]:
         """Free-text identifiers found since the last call, by writing."""
         taken, self._writings = self._writings, {}
         return taken
-
-    def basis_of(self, category: str, row: dict[str, Any]) -> str | None:
-        spec = self.source.basis_spec(category)
-        if isinstance(spec, BasisFromColumn):
-            value = row.get(spec.column)
-            return str(value).strip() if value not in (None, "") else None
-        return spec
 
     def tag(self, row: dict[str, Any], key: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         source = self.source
@@ -176,7 +176,8 @@ class Tagger:
         label_persons(refs, source.name, key)
         bases = self._constant_bases
         if bases is None:
-            bases = tuple(self.basis_of(category, row) for category in self.categories)
+            bases = tuple([spec if column is None else _basis_value(row.get(column))
+                           for spec, column in self._basis_columns])
         inputs = (activity_name, bases, clock, controller, year_end, withdrawn, parent_key is None)
         templates = self._templates.get(inputs)
         if templates is None:
@@ -292,18 +293,35 @@ class Tagger:
         return {"subject_hash": subject_hash, "source": self.source.name, "record_key": key, "field": field_,
                 "kind": kind, "category": category, "free_text": free_text}
 
-    def _structured_refs(self, key: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-        refs = []
-        for kind, col in self.subject_columns.items():
-            value = row.get(col)
+    def _identifier_columns(self) -> list[tuple[str, str, str | None, Callable[[str], str | None]]]:
+        """(kind, column, company column, normaliser) of each identifier a record holds."""
+        columns = self.subject_columns
+        plan = []
+        for kind, col in columns.items():
             if kind == "company":
                 continue  # a company alone is not a person: it only qualifies a name
-            if kind == "name" and "company" in self.subject_columns:
-                kind = "name_company"  # "Anna Berg" alone is ambiguous; at a company, far less so
-                value = f"{value}|{row.get(self.subject_columns['company']) or ''}" if value else None
-            ref = self.hasher.reference(kind, value, self.reference_year)
-            if ref:
-                refs.append(self._ref(ref, key, col, kind))
+            company = None
+            if kind == "name" and "company" in columns:
+                # "Anna Berg" alone is ambiguous; at a company, far less so
+                kind, company = "name_company", columns["company"]
+            plan.append((kind, col, company, normaliser(kind, self.reference_year)))
+        return plan
+
+    def _structured_refs(self, key: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+        refs = []
+        name, hash_ = self.source.name, self.hasher.hash
+        for kind, col, company, normalise in self._identifiers:
+            value = row.get(col)
+            if company is not None:
+                value = f"{value}|{row.get(company) or ''}" if value else None
+            if value is None:
+                continue
+            text = str(value)
+            normalised = normalise(text) if text.strip() else None
+            if normalised:
+                category, free_text = self._field_specs[col]
+                refs.append({"subject_hash": hash_(kind, normalised), "source": name, "record_key": key,
+                             "field": col, "kind": kind, "category": category, "free_text": free_text})
         return refs
 
     def _free_text_refs(self, key: str, row: dict[str, Any], structured: list[dict[str, Any]]) -> list[dict[str, Any]]:
