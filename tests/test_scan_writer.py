@@ -41,3 +41,91 @@ def test_a_failed_write_is_raised_in_the_scanning_thread_and_nothing_after_it_is
             writer.submit(n)
         writer.close()
     assert written == [0, 1, 2]
+
+
+# -- the rows it writes --------------------------------------------------------------------
+
+
+def test_every_column_the_scan_copies_has_its_binary_wire_type() -> None:
+    """Binary COPY names each column's type; a column of an unmapped type must fail here."""
+    from lifecycle.discovery.scan import _wire_type
+    from lifecycle.tagstore.tables import record_tag, subject_ref, subject_ref_build
+
+    types = {f"{t.name}.{c.name}": _wire_type(c) for t in (record_tag, subject_ref, subject_ref_build) for c in t.c}
+    assert types["lc_record_tag.record_key"] == "text"
+    assert types["lc_record_tag.clock_value"] == types["lc_record_tag.deadline"] == "date"
+    assert types["lc_record_tag.first_of_record"] == types["lc_subject_ref.free_text"] == "bool"
+    assert set(types.values()) == {"text", "date", "bool"}
+
+
+def test_copied_tags_and_entries_read_back_as_written(tag_db) -> None:  # type: ignore[no-untyped-def]
+    """Dates, flags, NULLs and non-ASCII keys survive the first scan's COPY (binary on
+    PostgreSQL) and the staged upsert of later scans, on both tag stores."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from lifecycle.discovery.scan import write_refs, write_tags
+    from lifecycle.tagstore.tables import record_tag, subject_ref
+
+    engine = tag_db.tag_store()
+
+    def tag(key: str, category: str, **extra: object) -> dict[str, object]:
+        return {"source": "crm", "record_key": key, "category": category, "activity": "contact_form",
+                "lawful_basis": None, "role": "controller", "controller": "self", "clock_value": date(2024, 2, 29),
+                "deadline": None, "on_expiry": "erase", "status": "violation", "violation": "no_lawful_basis",
+                "run_id": "r1", "parent_key": None, "expiry_reason": None, "first_of_record": True, **extra}
+
+    first = [tag("åsa-1", "contact_details"), tag("åsa-1", "company_details", first_of_record=False,
+                                                  lawful_basis="contract", deadline=date(2026, 2, 28),
+                                                  status="active", violation=None, parent_key="p\t1")]
+    refs = [{"subject_hash": "ab" * 16, "source": "crm", "record_key": "åsa-1", "field": "email", "kind": "email",
+             "category": "contact_details", "free_text": False, "person": "email:" + "ab" * 16},
+            {"subject_hash": "cd" * 16, "source": "crm", "record_key": "åsa-1", "field": "notes", "kind": "phone",
+             "category": "case_details", "free_text": True, "person": None}]
+    with engine.begin() as conn:
+        write_tags(conn, engine, first, first=True)
+        write_refs(conn, engine, refs, fresh=True)
+    later = [tag("åsa-2", "contact_details", run_id="r2", deadline=date(2027, 1, 1), status="active", violation=None)]
+    with engine.begin() as conn:
+        write_tags(conn, engine, later)
+        write_refs(conn, engine, refs[:1], fresh=False)  # already there: kept once
+    with engine.connect() as conn:
+        stored = [dict(r._mapping) for r in conn.execute(select(record_tag).order_by(record_tag.c.record_key,
+                                                                                     record_tag.c.category))]
+        entries = [dict(r._mapping) for r in conn.execute(select(subject_ref).order_by(subject_ref.c.field))]
+    assert stored == sorted(first + later, key=lambda t: (t["record_key"], t["category"]))
+    assert entries == refs
+
+
+def test_tag_rows_built_from_remembered_inputs_equal_rows_built_afresh(policy_path, catalog_path, hasher,  # type: ignore[no-untyped-def]
+                                                                        monkeypatch) -> None:
+    """A Tagger builds a record's tag rows once per distinct inputs and copies them: each
+    record still gets its own rows and keys, and the memory of inputs stays bounded."""
+    from datetime import date, timedelta
+
+    import lifecycle.discovery.scan as scan_module
+    from lifecycle.config.catalog import load_catalog
+    from lifecycle.config.policy import load_policy
+    from lifecycle.discovery.scan import Tagger
+
+    policy = load_policy(policy_path)
+    source = load_catalog(catalog_path, policy).source("contact_form_submissions")
+    rows = [{"id": n, "name": f"Person {n}", "email": f"p{n}@example.se", "phone": None, "ip_address": None,
+             "company_name": "Acme AB" if n % 2 else None, "company_url": None,
+             "message": "ring 070-123 45 67" if n % 3 == 0 else None,
+             "message_basis": ("consent", "legitimate_interest", None, "nonsense")[n % 4],
+             "last_interaction_at": date(2024, 1, 1) + timedelta(days=n % 5)} for n in range(40)]
+    monkeypatch.setattr(scan_module, "_MAX_TEMPLATES", 3)
+    remembering = Tagger(source, policy, hasher, "r", 2026)
+    for row in rows:
+        tags, refs = remembering.tag(row)
+        afresh_tags, afresh_refs = Tagger(source, policy, hasher, "r", 2026).tag(row)
+        assert tags == afresh_tags and refs == afresh_refs
+        assert {t["record_key"] for t in tags} == {str(row["id"])}
+        assert len(remembering._templates) <= 3
+    # Copies, not shared rows: changing one record's row leaves the next record's alone.
+    first, _ = remembering.tag(rows[0])
+    first[0]["status"] = "changed"
+    again, _ = remembering.tag(rows[0])
+    assert again[0]["status"] != "changed"
