@@ -38,7 +38,7 @@ from lifecycle.config import compute_deadline
 from lifecycle.errors import KeyMismatchError
 from lifecycle.faults import pausepoint
 from lifecycle.discovery.keys import has_index, key_id, record_key_identity, recorded_keys, source_scope
-from lifecycle.tagstore import source_guard
+from lifecycle.tagstore import finish_load, load_table, source_guard, start_load
 from lifecycle.tagstore import TagStatus, audit_log, key_stage, record_tag, schema_finding, subject_ref, subject_ref_build, watermark
 
 log = logging.getLogger(__name__)
@@ -653,6 +653,7 @@ class ScanPlan:
     fingerprint: str = ""
     first: bool = False  # the tag store holds nothing of this source: tags are copied straight in
     build: bool = False  # a full rescan of an indexed source: the new index is built beside the live one
+    load: str | None = None  # a source not yet indexed: its entries are loaded into this table (PostgreSQL)
     schema_findings: list[dict[str, str]] = field(default_factory=list)
     started_at: float = 0.0  # epoch seconds: the scan's wall time spans tasks and processes
 
@@ -715,6 +716,9 @@ def begin_scan(source: Source, policy: Policy, *, source_engine: Engine, tag_eng
     # A full rescan of an indexed source builds its new index beside the live one (swapped in
     # at the end); the first scan has nothing to hide and writes the index directly.
     plan.build = plan.mode == "full" and indexed
+    if plan.mode == "full" and not indexed:
+        with tag_engine.begin() as conn:  # the index of a source not yet indexed is loaded in bulk
+            plan.load = start_load(conn, source.name)
     if plan.mode == "incremental":
         plan.since = mark["value"]
     elif plan.build:
@@ -736,7 +740,7 @@ def scan_range(plan: ScanPlan, source: Source, policy: Policy, *, source_engine:
     started = time.monotonic()
     since = _watermark_value(plan.since, _TRACKING_TYPES[plan.tracking_type])
     tracking = plan.tracking
-    ref_target = subject_ref_build if plan.build else subject_ref
+    ref_target = load_table(plan.load) if plan.load else subject_ref_build if plan.build else subject_ref
     first = plan.first and not retry
     per_record = plan.mode == "incremental" or retry
     tagger = Tagger(source, policy, hasher, plan.run_id, logical_date.year)
@@ -807,6 +811,8 @@ def finish_scan(plan: ScanPlan, source: Source, parts: Sequence[RangeScan], *, s
                                     "its rebuilt index was set aside, the next night rescans in full"
             elif plan.build:
                 swap_in_index(conn, source)
+            if plan.load:
+                finish_load(conn, source.name, plan.load)
             record_key_identity(conn, source_scope(source.name), hasher, plan.run_id)
         if len(parts) > 1:
             # The ranges ran without holding the source throughout: a record deleted after its

@@ -12,6 +12,7 @@ from sqlalchemy import inspect, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from lifecycle.config import plain_identifier
+from lifecycle.tagstore.loading import create_default_partition
 from lifecycle.tagstore.tables import metadata
 
 
@@ -122,6 +123,7 @@ def open_tag_store(url: str, *, schema: str | None = None) -> Engine:
                 if postgres:  # one creator at a time; the others then find the tables there
                     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:tag-store-ddl'))"))
                 metadata.create_all(conn)
+                create_default_partition(conn)
                 _add_new_columns(conn)
             break
         except OperationalError as exc:

@@ -80,6 +80,8 @@ subject_ref = Table(
     # own person for a structured entry, the person named for a mention; "" for nobody. NULL in
     # entries indexed before the column existed (breach scoping then counts each record apart).
     Column("person", String(320)),
+    # PostgreSQL: a partition per source, loaded in bulk on its first scan (lifecycle.tagstore.loading).
+    postgresql_partition_by="LIST (source)",
 )
 Index("ix_lc_subject_ref_record", subject_ref.c.source, subject_ref.c.record_key)
 

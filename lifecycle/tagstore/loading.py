@@ -1,0 +1,152 @@
+"""A new source's subject index loaded in bulk (PostgreSQL).
+
+On PostgreSQL the subject index (``lc_subject_ref``) is partitioned by source: one partition per
+scanned source, a default partition for the rest. The first full scan of a source writes its
+entries into a table of its own with no index, so the scan pays for no random B-tree inserts
+(the keyed hash that leads the primary key spreads them over the whole index); the finish step
+builds that table's indexes in one sorted pass each and attaches it as the source's partition.
+Until then the source is not indexed, as before its first scan.
+
+Stores made before the index was partitioned keep their plain table and the scan's direct writes;
+``python -m lifecycle.tagstore.loading --url ...`` converts one, as an explicit step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+
+from sqlalchemy import Connection, Engine, MetaData, Table, text
+
+from lifecycle.tagstore.tables import subject_ref
+
+# Memory for each index build of a loaded partition: one sort in memory instead of on disk
+# (about 100 bytes an entry: a million records' 3.6 M entries need about 400 MB).
+BUILD_MEMORY = "512MB"
+DEFAULT_PARTITION = f"{subject_ref.name}_default"
+
+
+def load_table_name(source: str) -> str:
+    """The table a source's entries are loaded into, and then its partition: named by a digest,
+    since a source name may be longer than PostgreSQL's 63-character identifiers."""
+    return f"{subject_ref.name}_{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+
+
+def load_table(name: str) -> Table:
+    """The loading table as a Table, for the scan's writes (the index's columns)."""
+    return Table(name, MetaData(), *(c.copy() for c in subject_ref.c))
+
+
+def is_partitioned(conn: Connection) -> bool:
+    """Whether this store's subject index is partitioned by source (stores made since)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    kind = conn.execute(text("SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass(:t)"),
+                        {"t": subject_ref.name}).scalar()
+    return kind == "p"
+
+
+def create_default_partition(conn: Connection) -> None:
+    """Where entries of sources without a partition of their own go (requests, later scans)."""
+    if is_partitioned(conn):
+        conn.execute(text(f"CREATE TABLE IF NOT EXISTS {DEFAULT_PARTITION} PARTITION OF {subject_ref.name} DEFAULT"))
+
+
+def _attached(conn: Connection, name: str) -> bool:
+    return conn.execute(text("SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(:n) "
+                             "AND inhparent = to_regclass(:p))"), {"n": name, "p": subject_ref.name}).scalar_one()
+
+
+def _run(conn: Connection, statement: str, *, source: str) -> None:
+    """A statement holding ``{source}`` as a string constant (DDL takes no parameters), quoted by
+    the driver and run on the connection's own transaction."""
+    from psycopg import sql
+
+    driver = conn.connection.driver_connection
+    driver.cursor().execute(sql.SQL(statement).format(source=sql.Literal(source)))
+
+
+def start_load(conn: Connection, source: str) -> str | None:
+    """Prepare a bulk load of ``source``'s entries: the name of its empty loading table, or None
+    when its entries are written as before (not PostgreSQL, a store not partitioned, or a source
+    that already has its partition). What a crashed load left is dropped first."""
+    if not is_partitioned(conn):
+        return None
+    name = load_table_name(source)
+    if _attached(conn, name):
+        return None
+    conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    _run(conn, f"CREATE TABLE {name} (LIKE {subject_ref.name} INCLUDING DEFAULTS, "
+               f"CONSTRAINT {name}_source CHECK (source = {{source}}))", source=source)
+    return name
+
+
+def finish_load(conn: Connection, source: str, name: str) -> None:
+    """Index the loaded entries and attach them as ``source``'s partition, in the caller's
+    transaction; nothing when an earlier attempt did it already. Entries of the source that
+    went to the default partition meanwhile (a request's) are moved in first."""
+    # One attach at a time: each takes the default partition's lock last, after writing to it.
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:subject-index-attach'))"))
+    if _attached(conn, name):
+        return
+    conn.execute(text(f"INSERT INTO {name} SELECT d.* FROM {DEFAULT_PARTITION} d WHERE d.source = :s "
+                      f"AND NOT EXISTS (SELECT 1 FROM {name} l WHERE l.subject_hash = d.subject_hash "
+                      "AND l.record_key = d.record_key AND l.field = d.field)"), {"s": source})
+    conn.execute(text(f"DELETE FROM {DEFAULT_PARTITION} WHERE source = :s"), {"s": source})
+    conn.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'"))
+    _build_indexes(conn, name)
+    _run(conn, f"ALTER TABLE {subject_ref.name} ATTACH PARTITION {name} FOR VALUES IN ({{source}})", source=source)
+    conn.execute(text(f"ANALYZE {name}"))
+
+
+def _build_indexes(conn: Connection, name: str) -> None:
+    """The partition's indexes, each the twin of one of the parent's (which ATTACH then adopts)."""
+    keys = ", ".join(c.name for c in subject_ref.primary_key.columns)
+    conn.execute(text(f"ALTER TABLE {name} ADD PRIMARY KEY ({keys})"))
+    for index in subject_ref.indexes:
+        columns = ", ".join(c.name for c in index.columns)
+        conn.execute(text(f"CREATE INDEX {name}_{index.name.removeprefix('ix_' + subject_ref.name + '_')} "
+                          f"ON {name} ({columns})"))
+
+
+def partition_index(engine: Engine) -> list[str]:
+    """Convert a store's plain subject index into the partitioned one, in one transaction: a
+    partition per source already indexed, built in one pass each. The sources it made
+    partitions for; nothing when the index is partitioned already."""
+    with engine.begin() as conn:
+        if conn.dialect.name != "postgresql" or is_partitioned(conn):
+            return []
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:tag-store-ddl'))"))
+        old = f"{subject_ref.name}_unpartitioned"
+        conn.execute(text(f"ALTER TABLE {subject_ref.name} RENAME TO {old}"))
+        for index in subject_ref.indexes:  # the names the new table's indexes take
+            conn.execute(text(f"ALTER INDEX IF EXISTS {index.name} RENAME TO {index.name}_unpartitioned"))
+        conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT {subject_ref.name}_pkey TO {old}_pkey"))
+        subject_ref.create(conn)
+        create_default_partition(conn)
+        sources = list(conn.execute(text(f"SELECT DISTINCT source FROM {old} ORDER BY source")).scalars())
+        for source in sources:
+            name = start_load(conn, source)
+            assert name is not None
+            conn.execute(text(f"INSERT INTO {name} SELECT * FROM {old} WHERE source = :s"), {"s": source})
+            finish_load(conn, source, name)
+        conn.execute(text(f"DROP TABLE {old}"))
+        return sources
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lifecycle.tagstore.loading",
+        description="Partition a PostgreSQL tag store's subject index by source (stores made before it was).")
+    parser.add_argument("--url", required=True, help="SQLAlchemy URL of the tag store")
+    parser.add_argument("--schema", help="PostgreSQL schema of the tag store")
+    args = parser.parse_args(argv)
+    from lifecycle.tagstore.db import make_engine
+
+    sources = partition_index(make_engine(args.url, schema=args.schema))
+    print(f"partitioned the subject index: {len(sources)} source(s) with a partition of their own")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""The subject index loaded in bulk on PostgreSQL (lifecycle.tagstore.loading): a first scan
+fills a table of its own without indexes, the finish step indexes and attaches it as the
+source's partition; a crashed load is redone from scratch; a store made before partitioning
+is converted by an explicit step that keeps every entry."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Index, MetaData, Table, text
+
+from demo.company import generate
+from lifecycle.config.catalog import load_catalog
+from lifecycle.config.policy import load_policy
+from lifecycle.discovery.scan import begin_scan, finish_scan, scan_range, scan_source
+from lifecycle.discovery.subjects import locate, subject_hashes
+from lifecycle.tagstore.db import make_engine, open_tag_store
+from lifecycle.tagstore.loading import load_table_name, partition_index
+from lifecycle.tagstore.tables import subject_ref
+from tests.conftest import PG_URL
+
+TODAY = date(2026, 11, 25)
+SOURCES = ("contact_form_submissions", "email_threads")
+
+
+@pytest.fixture
+def world(pg_schema: str, policy_path: Path, catalog_path: Path, hasher):  # type: ignore[no-untyped-def]
+    generate(PG_URL, rows=60, seed=5, as_of=TODAY, schema=pg_schema)
+    policy = load_policy(policy_path)
+    catalog = load_catalog(catalog_path, policy)
+    engine, tags = make_engine(PG_URL, schema=pg_schema), open_tag_store(PG_URL, schema=pg_schema)
+
+    def scan(name: str, run: str = "r1"):  # type: ignore[no-untyped-def]
+        return scan_source(catalog.source(name), policy, source_engine=engine, tag_engine=tags, hasher=hasher,
+                           run_id=run, logical_date=TODAY)
+
+    return engine, tags, scan, catalog, policy
+
+
+def _entries(tags) -> list[tuple]:  # type: ignore[no-untyped-def]
+    with tags.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT subject_hash, source, record_key, field, kind, category, free_text, person FROM lc_subject_ref "
+            "ORDER BY subject_hash, source, record_key, field"))]
+
+
+def _partitions(tags) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """Each partition of the index, with the names of its indexes."""
+    with tags.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT c.relname, coalesce(array_agg(i.indexrelid::regclass::text ORDER BY 1) "
+            "FILTER (WHERE i.indexrelid IS NOT NULL), '{}') FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid "
+            "LEFT JOIN pg_index i ON i.indrelid = c.oid WHERE h.inhparent = to_regclass('lc_subject_ref') "
+            "GROUP BY c.relname"))
+        return {name: list(indexes) for name, indexes in rows}
+
+
+def _email_of(engine, table: str, column: str) -> str:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.execute(text(f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL ORDER BY id LIMIT 1")).scalar_one()
+
+
+def test_a_first_scan_loads_the_source_into_an_indexed_partition_of_its_own(world, hasher) -> None:  # type: ignore[no-untyped-def]
+    engine, tags, scan, _catalog, _policy = world
+    for name in SOURCES:
+        stats = scan(name)
+        assert stats.subject_refs > 0
+    parts = _partitions(tags)
+    for name in SOURCES:
+        own = load_table_name(name)
+        assert own in parts
+        assert len(parts[own]) == 1 + len(subject_ref.indexes)  # primary key and the record index
+    assert parts["lc_subject_ref_default"] is not None
+    with tags.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM lc_subject_ref_default")).scalar_one() == 0
+        by_partition = dict(conn.execute(text("SELECT tableoid::regclass::text, count(*) FROM lc_subject_ref GROUP BY 1")).all())
+    assert set(by_partition) == {load_table_name(n) for n in SOURCES}
+    # The index answers lookups as before: a person's e-mail finds their form.
+    email = _email_of(engine, "contact_form_submissions", "email")
+    found = {(l.source, l.field) for l in locate(tags, subject_hashes(hasher, {"email": email}, 2026))}
+    assert ("contact_form_submissions", "email") in found
+    # A later full scan (a catalog change, say) rebuilds the entries beside the live partition.
+    before = _entries(tags)
+    scan("contact_form_submissions", run="r2")
+    assert _entries(tags) == before
+    assert set(_partitions(tags)) == set(parts)
+
+
+def test_a_crashed_load_is_dropped_and_redone_and_leaves_the_index_as_a_clean_scan(world, hasher) -> None:  # type: ignore[no-untyped-def]
+    engine, tags, scan, catalog, policy = world
+    source = catalog.source("contact_form_submissions")
+    plan = begin_scan(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="crashed")
+    assert plan.load == load_table_name(source.name)
+    scan_range(plan, source, policy, source_engine=engine, tag_engine=tags, hasher=hasher,
+               logical_date=TODAY, lo=None, hi=30)  # then the worker died: no finish
+    assert load_table_name(source.name) not in _partitions(tags)
+    with tags.connect() as conn:
+        assert conn.execute(text(f"SELECT count(*) FROM {plan.load}")).scalar_one() > 0
+    scan(source.name, run="r2")
+    crashed_then_clean = _entries(tags)
+
+    with tags.begin() as conn:  # the same source scanned once, cleanly, into an empty index
+        conn.execute(text("TRUNCATE lc_record_tag, lc_watermark, lc_index_key"))
+        conn.execute(text(f"DROP TABLE {plan.load}"))
+    scan(source.name, run="r3")
+    assert crashed_then_clean == _entries(tags)
+    assert len(crashed_then_clean) > 0
+
+
+def test_finishing_twice_attaches_once(world, hasher) -> None:  # type: ignore[no-untyped-def]
+    engine, tags, _scan, catalog, policy = world
+    source = catalog.source("contact_form_submissions")
+    plan = begin_scan(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="r1")
+    part = scan_range(plan, source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, logical_date=TODAY)
+    finish_scan(plan, source, [part], source_engine=engine, tag_engine=tags, hasher=hasher)
+    entries = _entries(tags)
+    finish_scan(plan, source, [part], source_engine=engine, tag_engine=tags, hasher=hasher)  # a retried finish task
+    assert _entries(tags) == entries and len(entries) > 0
+
+
+def test_an_unpartitioned_store_is_converted_keeping_every_entry(world, hasher) -> None:  # type: ignore[no-untyped-def]
+    engine, tags, scan, _catalog, _policy = world
+    for name in SOURCES:
+        scan(name)
+    entries = _entries(tags)
+    with tags.begin() as conn:  # the store as an earlier version made it: one plain table
+        conn.execute(text("CREATE TABLE saved AS SELECT * FROM lc_subject_ref"))
+        conn.execute(text("DROP TABLE lc_subject_ref CASCADE"))
+        plain = Table(subject_ref.name, MetaData(), *(c.copy() for c in subject_ref.c))
+        Index("ix_lc_subject_ref_record", plain.c.source, plain.c.record_key)
+        plain.create(conn)
+        conn.execute(text("INSERT INTO lc_subject_ref SELECT * FROM saved"))
+        conn.execute(text("DROP TABLE saved"))
+    assert _partitions(tags) == {}
+    open_tag_store(PG_URL, schema=tags.url.query["options"].removeprefix("-csearch_path="))  # opening converts nothing
+    assert _partitions(tags) == {}
+
+    assert partition_index(tags) == sorted(SOURCES)
+    assert _entries(tags) == entries
+    assert set(_partitions(tags)) == {load_table_name(n) for n in SOURCES} | {"lc_subject_ref_default"}
+    assert partition_index(tags) == []  # converted once
+    # The scans go on as before on the converted store.
+    email = _email_of(engine, "email_threads", "sender_email")
+    assert {l.source for l in locate(tags, subject_hashes(hasher, {"email": email}, 2026))} >= {"email_threads"}
+    scan("email_threads", run="r2")
+    assert _entries(tags) == entries
+
+
+def test_a_source_name_that_is_not_an_identifier_is_quoted_not_run(world) -> None:  # type: ignore[no-untyped-def]
+    _engine, tags, _scan, _catalog, _policy = world
+    from lifecycle.tagstore.loading import finish_load, start_load
+
+    awkward = "x'); DROP TABLE lc_record_tag; --"
+    with tags.begin() as conn:
+        name = start_load(conn, awkward)
+        assert name == load_table_name(awkward)
+        conn.execute(text(f"INSERT INTO {name} (subject_hash, source, record_key, field, kind, category, free_text) "
+                          "VALUES ('h', :s, '1', 'email', 'email', 'contact_details', false)"), {"s": awkward})
+        finish_load(conn, awkward, name)
+    with tags.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM lc_subject_ref WHERE source = :s"), {"s": awkward}).scalar_one() == 1
+        assert conn.execute(text("SELECT to_regclass('lc_record_tag') IS NOT NULL")).scalar_one()
