@@ -89,7 +89,8 @@ def finish_load(conn: Connection, source: str, name: str) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:subject-index-attach'))"))
     if _attached(conn, name):
         return
-    conn.execute(text(f"INSERT INTO {name} SELECT d.* FROM {DEFAULT_PARTITION} d WHERE d.source = :s "
+    columns = ", ".join(subject_ref.c.keys())
+    conn.execute(text(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {DEFAULT_PARTITION} d WHERE d.source = :s "
                       f"AND NOT EXISTS (SELECT 1 FROM {name} l WHERE l.subject_hash = d.subject_hash "
                       "AND l.record_key = d.record_key AND l.field = d.field)"), {"s": source})
     conn.execute(text(f"DELETE FROM {DEFAULT_PARTITION} WHERE source = :s"), {"s": source})
@@ -125,10 +126,12 @@ def partition_index(engine: Engine) -> list[str]:
         subject_ref.create(conn)
         create_default_partition(conn)
         sources = list(conn.execute(text(f"SELECT DISTINCT source FROM {old} ORDER BY source")).scalars())
+        columns = ", ".join(subject_ref.c.keys())  # by name: an older table may order them otherwise
         for source in sources:
             name = start_load(conn, source)
             assert name is not None
-            conn.execute(text(f"INSERT INTO {name} SELECT * FROM {old} WHERE source = :s"), {"s": source})
+            conn.execute(text(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {old} WHERE source = :s"),
+                         {"s": source})
             finish_load(conn, source, name)
         conn.execute(text(f"DROP TABLE {old}"))
         return sources
