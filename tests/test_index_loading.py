@@ -137,7 +137,9 @@ def test_an_unpartitioned_store_is_converted_keeping_every_entry(world, hasher) 
     open_tag_store(PG_URL, schema=tags.url.query["options"].removeprefix("-csearch_path="))  # opening converts nothing
     assert _partitions(tags) == {}
 
-    assert partition_index(tags) == sorted(SOURCES)
+    reported: list[tuple[int, int, str]] = []
+    assert partition_index(tags, lambda *step: reported.append(step)) == sorted(SOURCES)
+    assert reported == [(n, len(SOURCES), name) for n, name in enumerate(sorted(SOURCES), 1)]
     assert _entries(tags) == entries
     assert set(_partitions(tags)) == {load_table_name(n) for n in SOURCES} | {"lc_subject_ref_default"}
     assert partition_index(tags) == []  # converted once

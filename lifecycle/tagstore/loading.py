@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
+from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, MetaData, Table, text
 
@@ -110,10 +112,11 @@ def _build_indexes(conn: Connection, name: str) -> None:
                           f"ON {name} ({columns})"))
 
 
-def partition_index(engine: Engine) -> list[str]:
+def partition_index(engine: Engine, progress: Callable[[int, int, str], None] | None = None) -> list[str]:
     """Convert a store's plain subject index into the partitioned one, in one transaction: a
     partition per source already indexed, built in one pass each. The sources it made
-    partitions for; nothing when the index is partitioned already."""
+    partitions for; nothing when the index is partitioned already. ``progress(done, total,
+    source)`` is called after each source."""
     with engine.begin() as conn:
         if conn.dialect.name != "postgresql" or is_partitioned(conn):
             return []
@@ -127,12 +130,14 @@ def partition_index(engine: Engine) -> list[str]:
         create_default_partition(conn)
         sources = list(conn.execute(text(f"SELECT DISTINCT source FROM {old} ORDER BY source")).scalars())
         columns = ", ".join(subject_ref.c.keys())  # by name: an older table may order them otherwise
-        for source in sources:
+        for done, source in enumerate(sources, 1):
             name = start_load(conn, source)
             assert name is not None
             conn.execute(text(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {old} WHERE source = :s"),
                          {"s": source})
             finish_load(conn, source, name)
+            if progress:
+                progress(done, len(sources), source)
         conn.execute(text(f"DROP TABLE {old}"))
         return sources
 
@@ -146,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from lifecycle.tagstore.db import make_engine
 
-    sources = partition_index(make_engine(args.url, schema=args.schema))
+    def progress(done: int, total: int, source: str) -> None:
+        print(f"[{done}/{total}] {source}: partition built", file=sys.stderr, flush=True)
+
+    sources = partition_index(make_engine(args.url, schema=args.schema), progress)
     print(f"partitioned the subject index: {len(sources)} source(s) with a partition of their own")
     return 0
 
