@@ -120,12 +120,9 @@ def test_finishing_twice_attaches_once(world, hasher) -> None:  # type: ignore[n
     assert _entries(tags) == entries and len(entries) > 0
 
 
-def test_an_unpartitioned_store_is_converted_keeping_every_entry(world, hasher) -> None:  # type: ignore[no-untyped-def]
-    engine, tags, scan, _catalog, _policy = world
-    for name in SOURCES:
-        scan(name)
-    entries = _entries(tags)
-    with tags.begin() as conn:  # the store as an earlier version made it: one plain table
+def _make_unpartitioned(tags) -> None:  # type: ignore[no-untyped-def]
+    """The store's index as an earlier version made it: one plain table, same entries."""
+    with tags.begin() as conn:
         conn.execute(text("CREATE TABLE saved AS SELECT * FROM lc_subject_ref"))
         conn.execute(text("DROP TABLE lc_subject_ref CASCADE"))
         plain = Table(subject_ref.name, MetaData(), *(c.copy() for c in subject_ref.c))
@@ -133,6 +130,29 @@ def test_an_unpartitioned_store_is_converted_keeping_every_entry(world, hasher) 
         plain.create(conn)
         conn.execute(text("INSERT INTO lc_subject_ref SELECT * FROM saved"))
         conn.execute(text("DROP TABLE saved"))
+
+
+def test_the_command_converts_with_a_line_per_source_then_has_nothing_to_do(world, pg_schema, capsys) -> None:  # type: ignore[no-untyped-def]
+    from lifecycle.tagstore.loading import main
+
+    _engine, tags, scan, _catalog, _policy = world
+    for name in SOURCES:
+        scan(name)
+    _make_unpartitioned(tags)
+    assert main(["--url", PG_URL, "--schema", pg_schema]) == 0
+    out = capsys.readouterr()
+    assert out.err.splitlines() == [f"[{n}/2] {name}: partition built" for n, name in enumerate(sorted(SOURCES), 1)]
+    assert "2 source(s)" in out.out
+    assert main(["--url", PG_URL, "--schema", pg_schema]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_an_unpartitioned_store_is_converted_keeping_every_entry(world, hasher) -> None:  # type: ignore[no-untyped-def]
+    engine, tags, scan, _catalog, _policy = world
+    for name in SOURCES:
+        scan(name)
+    entries = _entries(tags)
+    _make_unpartitioned(tags)
     assert _partitions(tags) == {}
     open_tag_store(PG_URL, schema=tags.url.query["options"].removeprefix("-csearch_path="))  # opening converts nothing
     assert _partitions(tags) == {}

@@ -154,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     def progress(done: int, total: int, source: str) -> None:
         print(f"[{done}/{total}] {source}: partition built", file=sys.stderr, flush=True)
 
-    sources = partition_index(make_engine(args.url, schema=args.schema), progress)
+    engine = make_engine(args.url, schema=args.schema)
+    with engine.connect() as conn:
+        if engine.dialect.name != "postgresql" or is_partitioned(conn):
+            print("nothing to do: the subject index is partitioned already (or the store is not PostgreSQL)")
+            return 0
+    sources = partition_index(engine, progress)
     print(f"partitioned the subject index: {len(sources)} source(s) with a partition of their own")
     return 0
 
