@@ -147,10 +147,11 @@ class Tagger:
         self._templates: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         self._writings: dict[str, int] = {}
         # What the catalog says per row, looked up once instead of per row.
-        self._basis_specs = [source.basis_spec(category) for category in self.categories]
-        self._constant_bases = None if any(isinstance(s, BasisFromColumn) for s in self._basis_specs) \
-            else tuple(self._basis_specs)
-        self._basis_columns = [(None, s.column) if isinstance(s, BasisFromColumn) else (s, None) for s in self._basis_specs]
+        # Per category (its basis, None) or (None, the column it is read from).
+        self._basis_columns = [(None, s.column) if isinstance(s, BasisFromColumn) else (s, None)
+                               for s in map(source.basis_spec, self.categories)]
+        self._constant_bases = None if any(column for _, column in self._basis_columns) \
+            else tuple(spec for spec, _ in self._basis_columns)
         self._clock_parent = source.clock_parent
         self._clock_columns = source.clock_columns
         self._parent_column = self._clock_parent or next(iter(source.subject.via), None)
@@ -309,7 +310,7 @@ class Tagger:
 
     def _structured_refs(self, key: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         refs = []
-        name, hash_ = self.source.name, self.hasher.hash
+        hash_ = self.hasher.hash
         for kind, col, company, normalise in self._identifiers:
             value = row.get(col)
             if company is not None:
@@ -319,9 +320,7 @@ class Tagger:
             text = str(value)
             normalised = normalise(text) if text.strip() else None
             if normalised:
-                category, free_text = self._field_specs[col]
-                refs.append({"subject_hash": hash_(kind, normalised), "source": name, "record_key": key,
-                             "field": col, "kind": kind, "category": category, "free_text": free_text})
+                refs.append(self._ref(hash_(kind, normalised), key, col, kind))
         return refs
 
     def _free_text_refs(self, key: str, row: dict[str, Any], structured: list[dict[str, Any]]) -> list[dict[str, Any]]:

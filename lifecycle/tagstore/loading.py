@@ -74,9 +74,14 @@ def start_load(conn: Connection, source: str) -> str | None:
     that already has its partition). What a crashed load left is dropped first."""
     if not is_partitioned(conn):
         return None
-    name = load_table_name(source)
-    if _attached(conn, name):
+    if _attached(conn, load_table_name(source)):
         return None
+    return _create_load_table(conn, source)
+
+
+def _create_load_table(conn: Connection, source: str) -> str:
+    """The source's loading table, empty (a leftover of the same name is dropped)."""
+    name = load_table_name(source)
     conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
     _run(conn, f"CREATE TABLE {name} (LIKE {subject_ref.name} INCLUDING DEFAULTS, "
                f"CONSTRAINT {name}_source CHECK (source = {{source}}))", source=source)
@@ -131,8 +136,7 @@ def partition_index(engine: Engine, progress: Callable[[int, int, str], None] | 
         sources = list(conn.execute(text(f"SELECT DISTINCT source FROM {old} ORDER BY source")).scalars())
         columns = ", ".join(subject_ref.c.keys())  # by name: an older table may order them otherwise
         for done, source in enumerate(sources, 1):
-            name = start_load(conn, source)
-            assert name is not None
+            name = _create_load_table(conn, source)
             conn.execute(text(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {old} WHERE source = :s"),
                          {"s": source})
             finish_load(conn, source, name)
