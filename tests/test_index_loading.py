@@ -184,3 +184,61 @@ def test_a_source_name_that_is_not_an_identifier_is_quoted_not_run(world) -> Non
     with tags.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM lc_subject_ref WHERE source = :s"), {"s": awkward}).scalar_one() == 1
         assert conn.execute(text("SELECT to_regclass('lc_record_tag') IS NOT NULL")).scalar_one()
+
+
+def _collations(tags) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]
+    """The collation of every text column of the store's own tables (partitions left out)."""
+    with tags.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT c.relname, coll.collname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() "
+            "JOIN pg_collation coll ON coll.oid = a.attcollation "
+            "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname LIKE 'lc\\_%' AND a.attnum > 0 "
+            "AND a.atttypid = 'varchar'::regtype"))
+        found: dict[str, set[str]] = {}
+        for table, collation in rows:
+            found.setdefault(table, set()).add(collation)
+        return found
+
+
+def test_a_new_store_compares_its_keys_bytewise_so_a_key_prefix_uses_the_index(world) -> None:  # type: ignore[no-untyped-def]
+    _engine, tags, scan, _catalog, _policy = world
+    from lifecycle.tagstore.tables import metadata
+
+    collations = _collations(tags)
+    assert set(collations) == set(metadata.tables)
+    assert {c for found in collations.values() for c in found} == {"C"}
+    scan("contact_form_submissions")
+    with tags.begin() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(conn.execute(text(
+            "EXPLAIN SELECT record_key FROM lc_record_tag WHERE source = 'contact_form_submissions' "
+            "AND record_key LIKE '1%'")).scalars())
+    assert "(record_key)::text >= '1'::text) AND ((record_key)::text < '2'::text)" in plan  # the prefix bounds the B-tree
+
+
+def test_a_store_made_with_the_databases_collation_keeps_it_for_what_is_added(pg_schema, policy_path, catalog_path,  # type: ignore[no-untyped-def]
+                                                                             hasher) -> None:
+    from lifecycle.tagstore.loading import create_default_partition
+    from lifecycle.tagstore.tables import _linguistic
+
+    earlier = _linguistic()  # an older version's store: every table but the last one added
+    engine = make_engine(PG_URL, schema=pg_schema)
+    with engine.begin() as conn:
+        earlier.create_all(conn, tables=[t for t in earlier.sorted_tables if t.name != "lc_analytics_state"])
+        create_default_partition(conn)
+    tags = open_tag_store(PG_URL, schema=pg_schema)
+    collations = _collations(tags)
+    assert "lc_analytics_state" in collations
+    assert {c for found in collations.values() for c in found} == {"default"}
+    # It scans and answers lookups as before.
+    generate(PG_URL, rows=40, seed=5, as_of=TODAY, schema=pg_schema)
+    policy = load_policy(policy_path)
+    source = load_catalog(catalog_path, policy).source("contact_form_submissions")
+    stats = scan_source(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="r1",
+                        logical_date=TODAY)
+    assert stats.subject_refs > 0
+    email = _email_of(engine, "contact_form_submissions", "email")
+    assert ("contact_form_submissions", "email") in {
+        (l.source, l.field) for l in locate(tags, subject_hashes(hasher, {"email": email}, 2026))}
+    assert {c for found in _collations(tags).values() for c in found} == {"default"}

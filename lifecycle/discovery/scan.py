@@ -800,9 +800,10 @@ def finish_scan(plan: ScanPlan, source: Source, parts: Sequence[RangeScan], *, s
         # in between updated the live index, which the index the ranges built may contradict
         # (it was read before). Then the live one stays and the next night rescans in full.
         keep_live = plan.build and len(parts) > 1 and request_since(tag_engine, plan.started_at)
-        with tag_engine.begin() as conn:  # records deleted from the source since the last scan
-            stats.deleted = conn.execute(select(func.count(func.distinct(record_tag.c.record_key))).where(stale)).scalar_one()
-            conn.execute(delete(record_tag).where(stale))
+        with tag_engine.begin() as conn:
+            if not plan.first:  # records deleted from the source since the last scan (a first scan has none)
+                stats.deleted = conn.execute(select(func.count(func.distinct(record_tag.c.record_key))).where(stale)).scalar_one()
+                conn.execute(delete(record_tag).where(stale))
             if keep_live:
                 conn.execute(delete(subject_ref_build).where(subject_ref_build.c.source == source.name))
                 fingerprint = REQUEST_DURING_RESCAN

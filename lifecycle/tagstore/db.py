@@ -8,12 +8,12 @@ import os
 from collections import OrderedDict
 from urllib.parse import quote
 
-from sqlalchemy import inspect, Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, MetaData, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from lifecycle.config import plain_identifier
 from lifecycle.tagstore.loading import create_default_partition
-from lifecycle.tagstore.tables import metadata
+from lifecycle.tagstore.tables import metadata, store_metadata
 
 
 _ENGINES: OrderedDict[tuple[int, str, str | None], Engine] = OrderedDict()
@@ -122,9 +122,10 @@ def open_tag_store(url: str, *, schema: str | None = None) -> Engine:
             with engine.begin() as conn:
                 if postgres:  # one creator at a time; the others then find the tables there
                     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:tag-store-ddl'))"))
-                metadata.create_all(conn)
+                tables = store_metadata(conn)
+                tables.create_all(conn)
                 create_default_partition(conn)
-                _add_new_columns(conn)
+                _add_new_columns(conn, tables)
             break
         except OperationalError as exc:
             # SQLite: another process created a table between our check and our CREATE; check again.
@@ -133,11 +134,11 @@ def open_tag_store(url: str, *, schema: str | None = None) -> Engine:
     return engine
 
 
-def _add_new_columns(conn) -> None:  # type: ignore[no-untyped-def]
+def _add_new_columns(conn, tables: MetaData) -> None:  # type: ignore[no-untyped-def]
     """A tag store made by an earlier version lacks the nullable columns added since: add them
     (create_all only creates missing tables), and their indexes."""
     inspector = inspect(conn)
-    for table in metadata.sorted_tables:
+    for table in tables.sorted_tables:
         present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
         missing = [c for c in table.columns if c.name not in present]
         for column in missing:

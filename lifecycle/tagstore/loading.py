@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, MetaData, Table, text
 
-from lifecycle.tagstore.tables import subject_ref
+from lifecycle.tagstore.tables import store_metadata, subject_ref
 
 # Memory for each index build of a loaded partition: one sort in memory instead of on disk
 # (about 100 bytes an entry: a million records' 3.6 M entries need about 400 MB).
@@ -91,7 +91,8 @@ def _create_load_table(conn: Connection, source: str) -> str:
 def finish_load(conn: Connection, source: str, name: str) -> None:
     """Index the loaded entries and attach them as ``source``'s partition, in the caller's
     transaction; nothing when an earlier attempt did it already. Entries of the source that
-    went to the default partition meanwhile (a request's) are moved in first."""
+    went to the default partition meanwhile (a request's) are moved in first. The caller runs
+    ANALYZE afterwards (the scan's finish does, for the whole index)."""
     # One attach at a time: each takes the default partition's lock last, after writing to it.
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:subject-index-attach'))"))
     if _attached(conn, name):
@@ -104,7 +105,6 @@ def finish_load(conn: Connection, source: str, name: str) -> None:
     conn.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'"))
     _build_indexes(conn, name)
     _run(conn, f"ALTER TABLE {subject_ref.name} ATTACH PARTITION {name} FOR VALUES IN ({{source}})", source=source)
-    conn.execute(text(f"ANALYZE {name}"))
 
 
 def _build_indexes(conn: Connection, name: str) -> None:
@@ -131,7 +131,7 @@ def partition_index(engine: Engine, progress: Callable[[int, int, str], None] | 
         for index in subject_ref.indexes:  # the names the new table's indexes take
             conn.execute(text(f"ALTER INDEX IF EXISTS {index.name} RENAME TO {index.name}_unpartitioned"))
         conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT {subject_ref.name}_pkey TO {old}_pkey"))
-        subject_ref.create(conn)
+        store_metadata(conn).tables[subject_ref.name].create(conn)  # with the store's collation
         create_default_partition(conn)
         sources = list(conn.execute(text(f"SELECT DISTINCT source FROM {old} ORDER BY source")).scalars())
         columns = ", ".join(subject_ref.c.keys())  # by name: an older table may order them otherwise
@@ -143,6 +143,7 @@ def partition_index(engine: Engine, progress: Callable[[int, int, str], None] | 
             if progress:
                 progress(done, len(sources), source)
         conn.execute(text(f"DROP TABLE {old}"))
+        conn.execute(text(f"ANALYZE {subject_ref.name}"))
         return sources
 
 

@@ -6,6 +6,7 @@ identifier: subjects appear as keyed hashes, records by source and primary key.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal
 
 from sqlalchemy import (
@@ -340,3 +341,44 @@ analytics_state = Table(
     Column("run_id", String(250), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# PostgreSQL: text columns compare bytewise (COLLATE "C"). They hold keyed hashes, source names,
+# record keys and codes: compared for equality and prefixes, never sorted for a reader. Under a
+# linguistic collation (the database's default, e.g. C.UTF-8) every comparison goes through the
+# C library, which made the subject index's primary-key build 2.5 times as slow (measured on
+# 200 000 records); bytewise, a key prefix (LIKE 'x%') can also use the B-tree.
+BYTEWISE = "C"
+
+
+def _compare_bytewise(tables: MetaData) -> None:
+    for table in tables.tables.values():
+        for column in table.columns:
+            if type(column.type) is String:  # not Text: free-form values, never keys
+                column.type = column.type.with_variant(String(column.type.length, collation=BYTEWISE), "postgresql")
+
+
+_compare_bytewise(metadata)
+
+
+def store_metadata(conn) -> MetaData:  # type: ignore[no-untyped-def]
+    """The tables as this store has them. A PostgreSQL store made before its keys compared
+    bytewise keeps the database's collation, and what is added to it must match it: a join of
+    a bytewise and a linguistic column compares bytewise, which the linguistic column's
+    indexes cannot serve."""
+    if conn.dialect.name != "postgresql":
+        return metadata
+    collation = conn.exec_driver_sql(
+        "SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+        "WHERE a.attrelid = to_regclass(%(t)s) AND a.attname = 'source'", {"t": record_tag.name}).scalar()
+    return metadata if collation in (None, BYTEWISE) else _linguistic()
+
+
+@cache
+def _linguistic() -> MetaData:
+    """The tables with the database's collation."""
+    tables = MetaData()
+    for table in metadata.sorted_tables:
+        for column in table.to_metadata(tables).columns:
+            if type(column.type) is String:
+                column.type = String(column.type.length)
+    return tables
