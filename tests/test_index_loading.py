@@ -17,7 +17,7 @@ from lifecycle.config.policy import load_policy
 from lifecycle.discovery.scan import begin_scan, finish_scan, scan_range, scan_source
 from lifecycle.discovery.subjects import locate, subject_hashes
 from lifecycle.tagstore.db import make_engine, open_tag_store
-from lifecycle.tagstore.loading import load_table_name, partition_index
+from lifecycle.tagstore.loading import load_table_name, upgrade_store
 from lifecycle.tagstore.tables import subject_ref
 from tests.conftest import PG_URL
 
@@ -142,7 +142,7 @@ def test_the_command_converts_with_a_line_per_source_then_has_nothing_to_do(worl
     assert main(["--url", PG_URL, "--schema", pg_schema]) == 0
     out = capsys.readouterr()
     assert out.err.splitlines() == [f"[{n}/2] {name}: partition built" for n, name in enumerate(sorted(SOURCES), 1)]
-    assert "2 source(s)" in out.out
+    assert "2 source(s)" in out.out and "bytewise" not in out.out  # its keys compared bytewise already
     assert main(["--url", PG_URL, "--schema", pg_schema]) == 0
     assert "nothing to do" in capsys.readouterr().out
 
@@ -158,11 +158,12 @@ def test_an_unpartitioned_store_is_converted_keeping_every_entry(world, hasher) 
     assert _partitions(tags) == {}
 
     reported: list[tuple[int, int, str]] = []
-    assert partition_index(tags, lambda *step: reported.append(step)) == sorted(SOURCES)
+    done = upgrade_store(tags, lambda *step: reported.append(step))
+    assert (done.sources, done.bytewise_tables) == (sorted(SOURCES), [])
     assert reported == [(n, len(SOURCES), name) for n, name in enumerate(sorted(SOURCES), 1)]
     assert _entries(tags) == entries
     assert set(_partitions(tags)) == {load_table_name(n) for n in SOURCES} | {"lc_subject_ref_default"}
-    assert partition_index(tags) == []  # converted once
+    assert upgrade_store(tags).sources == []  # converted once
     # The scans go on as before on the converted store.
     email = _email_of(engine, "email_threads", "sender_email")
     assert {l.source for l in locate(tags, subject_hashes(hasher, {"email": email}, 2026))} >= {"email_threads"}
@@ -242,3 +243,64 @@ def test_a_store_made_with_the_databases_collation_keeps_it_for_what_is_added(pg
     assert ("contact_form_submissions", "email") in {
         (l.source, l.field) for l in locate(tags, subject_hashes(hasher, {"email": email}, 2026))}
     assert {c for found in _collations(tags).values() for c in found} == {"default"}
+
+
+@pytest.mark.parametrize("partitioned", [False, True], ids=["plain-index", "partitioned-index"])
+def test_a_store_with_the_databases_collation_is_upgraded_keeping_every_tag_and_entry(  # type: ignore[no-untyped-def]
+        pg_schema, policy_path, catalog_path, hasher, capsys, partitioned) -> None:
+    from lifecycle.tagstore.loading import create_default_partition, main
+    from lifecycle.tagstore.tables import _linguistic
+
+    earlier = _linguistic()
+    engine = make_engine(PG_URL, schema=pg_schema)
+    with engine.begin() as conn:
+        earlier.create_all(conn)
+        create_default_partition(conn)
+    tags = open_tag_store(PG_URL, schema=pg_schema)
+    generate(PG_URL, rows=40, seed=5, as_of=TODAY, schema=pg_schema)
+    policy = load_policy(policy_path)
+    catalog = load_catalog(catalog_path, policy)
+
+    def scan(name: str, run: str):  # type: ignore[no-untyped-def]
+        return scan_source(catalog.source(name), policy, source_engine=engine, tag_engine=tags, hasher=hasher,
+                           run_id=run, logical_date=TODAY)
+
+    for name in SOURCES:
+        scan(name, "r1")
+    if not partitioned:
+        _make_unpartitioned_linguistic(tags)
+
+    def tag_rows() -> list[tuple]:  # type: ignore[type-arg]
+        with tags.connect() as conn:
+            return [tuple(r) for r in conn.execute(text("SELECT * FROM lc_record_tag ORDER BY source, record_key, category"))]
+
+    entries, tag_table = _entries(tags), tag_rows()
+    assert {c for found in _collations(tags).values() for c in found} == {"default"}
+    assert main(["--url", PG_URL, "--schema", pg_schema]) == 0
+    out = capsys.readouterr()
+    assert "table(s) converted" in out.out and "2 source(s)" in out.out
+    assert {c for found in _collations(tags).values() for c in found} == {"C"}
+    assert (_entries(tags), tag_rows()) == (entries, tag_table)
+    assert set(_partitions(tags)) == {load_table_name(n) for n in SOURCES} | {"lc_subject_ref_default"}
+    assert main(["--url", PG_URL, "--schema", pg_schema]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    # Lookups and scans go on as before on the upgraded store.
+    email = _email_of(engine, "email_threads", "sender_email")
+    assert {l.source for l in locate(tags, subject_hashes(hasher, {"email": email}, 2026))} >= {"email_threads"}
+    scan("email_threads", "r2")
+    assert _entries(tags) == entries
+
+
+def _make_unpartitioned_linguistic(tags) -> None:  # type: ignore[no-untyped-def]
+    """The index as the oldest stores have it: one plain table, in the database's collation."""
+    from lifecycle.tagstore.tables import _linguistic
+
+    with tags.begin() as conn:
+        conn.execute(text("CREATE TABLE saved AS SELECT * FROM lc_subject_ref"))
+        conn.execute(text("DROP TABLE lc_subject_ref CASCADE"))
+        old = _linguistic().tables[subject_ref.name]
+        plain = Table(subject_ref.name, MetaData(), *(c.copy() for c in old.c))
+        Index("ix_lc_subject_ref_record", plain.c.source, plain.c.record_key)
+        plain.create(conn)
+        conn.execute(text("INSERT INTO lc_subject_ref SELECT * FROM saved"))
+        conn.execute(text("DROP TABLE saved"))

@@ -7,8 +7,9 @@ entries into a table of its own with no index, so the scan pays for no random B-
 builds that table's indexes in one sorted pass each and attaches it as the source's partition.
 Until then the source is not indexed, as before its first scan.
 
-Stores made before the index was partitioned keep their plain table and the scan's direct writes;
-``python -m lifecycle.tagstore.loading --url ...`` converts one, as an explicit step.
+Stores made before the index was partitioned keep their plain table and the scan's direct writes,
+and stores made before keys compared bytewise keep the database's collation;
+``python -m lifecycle.tagstore.loading --url ...`` upgrades one, as an explicit step.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import argparse
 import hashlib
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, MetaData, Table, text
+from sqlalchemy import Connection, Engine, MetaData, String, Table, text
 
-from lifecycle.tagstore.tables import store_metadata, subject_ref
+from lifecycle.tagstore.tables import BYTEWISE, metadata, store_metadata, subject_ref
 
 # Memory for each index build of a loaded partition: one sort in memory instead of on disk
 # (about 100 bytes an entry: a million records' 3.6 M entries need about 400 MB).
@@ -117,40 +119,78 @@ def _build_indexes(conn: Connection, name: str) -> None:
                           f"ON {name} ({columns})"))
 
 
-def partition_index(engine: Engine, progress: Callable[[int, int, str], None] | None = None) -> list[str]:
-    """Convert a store's plain subject index into the partitioned one, in one transaction: a
-    partition per source already indexed, built in one pass each. The sources it made
-    partitions for; nothing when the index is partitioned already. ``progress(done, total,
-    source)`` is called after each source."""
+@dataclass
+class Upgrade:
+    """What upgrading a store changed: the sources given a partition, the tables whose text
+    columns now compare bytewise."""
+
+    sources: list[str] = field(default_factory=list)
+    bytewise_tables: list[str] = field(default_factory=list)
+
+
+def up_to_date(conn: Connection) -> bool:
+    """Whether the store has what this version makes (or is not PostgreSQL)."""
+    return conn.dialect.name != "postgresql" or (is_partitioned(conn) and store_metadata(conn) is metadata)
+
+
+def upgrade_store(engine: Engine, progress: Callable[[int, int, str], None] | None = None) -> Upgrade:
+    """Bring a PostgreSQL store made by an earlier version up to date, in one transaction: text
+    columns compared bytewise, and the subject index rebuilt as a partition per source (each
+    built in one pass). Nothing when it is up to date. ``progress(done, total, source)`` is
+    called after each source's partition."""
+    done = Upgrade()
     with engine.begin() as conn:
-        if conn.dialect.name != "postgresql" or is_partitioned(conn):
-            return []
+        if conn.dialect.name != "postgresql":
+            return done
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:tag-store-ddl'))"))
-        old = f"{subject_ref.name}_unpartitioned"
-        conn.execute(text(f"ALTER TABLE {subject_ref.name} RENAME TO {old}"))
-        for index in subject_ref.indexes:  # the names the new table's indexes take
-            conn.execute(text(f"ALTER INDEX IF EXISTS {index.name} RENAME TO {index.name}_unpartitioned"))
-        conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT {subject_ref.name}_pkey TO {old}_pkey"))
-        store_metadata(conn).tables[subject_ref.name].create(conn)  # with the store's collation
+        if up_to_date(conn):
+            return done
+        if store_metadata(conn) is not metadata:
+            done.bytewise_tables = _compare_bytewise(conn)
+        # The index is rebuilt from a copy: a partition key's collation cannot be altered, and a
+        # copy spares renaming the old table, its partitions and their indexes out of the way.
+        saved = f"{subject_ref.name}_saved"
+        conn.execute(text(f"CREATE TEMPORARY TABLE {saved} ON COMMIT DROP AS SELECT * FROM {subject_ref.name}"))
+        conn.execute(text(f"DROP TABLE {subject_ref.name} CASCADE"))  # with its partitions, if any
+        subject_ref.create(conn)
         create_default_partition(conn)
-        sources = list(conn.execute(text(f"SELECT DISTINCT source FROM {old} ORDER BY source")).scalars())
+        sources = list(conn.execute(text(f"SELECT DISTINCT source FROM {saved} ORDER BY source")).scalars())
         columns = ", ".join(subject_ref.c.keys())  # by name: an older table may order them otherwise
-        for done, source in enumerate(sources, 1):
+        for n, source in enumerate(sources, 1):
             name = _create_load_table(conn, source)
-            conn.execute(text(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {old} WHERE source = :s"),
+            conn.execute(text(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {saved} WHERE source = :s"),
                          {"s": source})
             finish_load(conn, source, name)
             if progress:
-                progress(done, len(sources), source)
-        conn.execute(text(f"DROP TABLE {old}"))
+                progress(n, len(sources), source)
         conn.execute(text(f"ANALYZE {subject_ref.name}"))
-        return sources
+        done.sources = sources
+        return done
+
+
+def _compare_bytewise(conn: Connection) -> list[str]:
+    """Every text column of the store's tables but the subject index's (rebuilt apart) made
+    bytewise, each table in one statement (its indexes are rebuilt); the tables changed."""
+    changed = []
+    for table in metadata.sorted_tables:
+        if table.name == subject_ref.name or not conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"),
+                                                                 {"t": table.name}).scalar_one():
+            continue
+        present = set(conn.execute(text("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(:t) "
+                                        "AND attnum > 0 AND NOT attisdropped"), {"t": table.name}).scalars())
+        clauses = [f'ALTER COLUMN {c.name} TYPE {String(c.type.length).compile(dialect=conn.dialect)} COLLATE "{BYTEWISE}"'
+                   for c in table.columns if type(c.type) is String and c.name in present]
+        if clauses:
+            conn.execute(text(f"ALTER TABLE {table.name} {', '.join(clauses)}"))
+            changed.append(table.name)
+    return changed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lifecycle.tagstore.loading",
-        description="Partition a PostgreSQL tag store's subject index by source (stores made before it was).")
+        description="Bring a PostgreSQL tag store made by an earlier version up to date: its subject index "
+                    "partitioned by source, its text keys compared bytewise.")
     parser.add_argument("--url", required=True, help="SQLAlchemy URL of the tag store")
     parser.add_argument("--schema", help="PostgreSQL schema of the tag store")
     args = parser.parse_args(argv)
@@ -161,11 +201,13 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = make_engine(args.url, schema=args.schema)
     with engine.connect() as conn:
-        if engine.dialect.name != "postgresql" or is_partitioned(conn):
-            print("nothing to do: the subject index is partitioned already (or the store is not PostgreSQL)")
+        if up_to_date(conn):
+            print("nothing to do: the store is up to date (or not PostgreSQL)")
             return 0
-    sources = partition_index(engine, progress)
-    print(f"partitioned the subject index: {len(sources)} source(s) with a partition of their own")
+    done = upgrade_store(engine, progress)
+    if done.bytewise_tables:
+        print(f"text keys compare bytewise: {len(done.bytewise_tables)} table(s) converted")
+    print(f"rebuilt the subject index: {len(done.sources)} source(s) with a partition of their own")
     return 0
 
 
