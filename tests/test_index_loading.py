@@ -120,12 +120,13 @@ def test_finishing_twice_attaches_once(world, hasher) -> None:  # type: ignore[n
     assert _entries(tags) == entries and len(entries) > 0
 
 
-def _make_unpartitioned(tags) -> None:  # type: ignore[no-untyped-def]
-    """The store's index as an earlier version made it: one plain table, same entries."""
+def _make_unpartitioned(tags, like: Table = subject_ref) -> None:  # type: ignore[no-untyped-def]
+    """The store's index as an earlier version made it: one plain table (with the columns of
+    ``like``), same entries."""
     with tags.begin() as conn:
         conn.execute(text("CREATE TABLE saved AS SELECT * FROM lc_subject_ref"))
         conn.execute(text("DROP TABLE lc_subject_ref CASCADE"))
-        plain = Table(subject_ref.name, MetaData(), *(c.copy() for c in subject_ref.c))
+        plain = Table(subject_ref.name, MetaData(), *(c.copy() for c in like.c))
         Index("ix_lc_subject_ref_record", plain.c.source, plain.c.record_key)
         plain.create(conn)
         conn.execute(text("INSERT INTO lc_subject_ref SELECT * FROM saved"))
@@ -268,7 +269,7 @@ def test_a_store_with_the_databases_collation_is_upgraded_keeping_every_tag_and_
     for name in SOURCES:
         scan(name, "r1")
     if not partitioned:
-        _make_unpartitioned_linguistic(tags)
+        _make_unpartitioned(tags, like=earlier.tables[subject_ref.name])  # in the database's collation
 
     def tag_rows() -> list[tuple]:  # type: ignore[type-arg]
         with tags.connect() as conn:
@@ -290,17 +291,3 @@ def test_a_store_with_the_databases_collation_is_upgraded_keeping_every_tag_and_
     scan("email_threads", "r2")
     assert _entries(tags) == entries
 
-
-def _make_unpartitioned_linguistic(tags) -> None:  # type: ignore[no-untyped-def]
-    """The index as the oldest stores have it: one plain table, in the database's collation."""
-    from lifecycle.tagstore.tables import _linguistic
-
-    with tags.begin() as conn:
-        conn.execute(text("CREATE TABLE saved AS SELECT * FROM lc_subject_ref"))
-        conn.execute(text("DROP TABLE lc_subject_ref CASCADE"))
-        old = _linguistic().tables[subject_ref.name]
-        plain = Table(subject_ref.name, MetaData(), *(c.copy() for c in old.c))
-        Index("ix_lc_subject_ref_record", plain.c.source, plain.c.record_key)
-        plain.create(conn)
-        conn.execute(text("INSERT INTO lc_subject_ref SELECT * FROM saved"))
-        conn.execute(text("DROP TABLE saved"))
