@@ -35,7 +35,13 @@ def api(airflow_db, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     engine = open_tag_store(tags_url)
     base = dict(activity="newsletter", role="controller", controller="self", clock_value=date(2025, 1, 1),
                 on_expiry="erase", run_id="r", violation=None, category="contact_details")
-    today = date.today()
+    # The page's today is Stockholm's (lifecycle_airflow.web), not the machine's: they differ for an hour a night.
+    import pendulum
+
+    from lifecycle_airflow.runtime import TIMEZONE
+
+    now = pendulum.now(TIMEZONE)
+    today = date(now.year, now.month, now.day)
     with engine.begin() as conn:
         conn.execute(record_tag.insert(), [
             {**base, "source": "newsletter_subscribers", "record_key": "1", "lawful_basis": "consent", "status": "active",
