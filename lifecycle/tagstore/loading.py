@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, MetaData, String, Table, text
 
-from lifecycle.tagstore.tables import BYTEWISE, metadata, store_metadata, subject_ref
+from lifecycle.tagstore.tables import metadata, store_metadata, subject_ref
 
 # Memory for each index build of a loaded partition: one sort in memory instead of on disk
 # (about 100 bytes an entry: a million records' 3.6 M entries need about 400 MB).
@@ -146,7 +146,7 @@ def upgrade_store(engine: Engine, progress: Callable[[int, int, str], None] | No
         if up_to_date(conn):
             return done
         if store_metadata(conn) is not metadata:
-            done.bytewise_tables = _compare_bytewise(conn)
+            done.bytewise_tables = _convert_to_bytewise(conn)
         # The index is rebuilt from a copy: a partition key's collation cannot be altered, and a
         # copy spares renaming the old table, its partitions and their indexes out of the way.
         saved = f"{subject_ref.name}_saved"
@@ -168,17 +168,17 @@ def upgrade_store(engine: Engine, progress: Callable[[int, int, str], None] | No
         return done
 
 
-def _compare_bytewise(conn: Connection) -> list[str]:
+def _convert_to_bytewise(conn: Connection) -> list[str]:
     """Every text column of the store's tables but the subject index's (rebuilt apart) made
     bytewise, each table in one statement (its indexes are rebuilt); the tables changed."""
     changed = []
     for table in metadata.sorted_tables:
-        if table.name == subject_ref.name or not conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"),
-                                                                 {"t": table.name}).scalar_one():
+        if table.name == subject_ref.name:
             continue
         present = set(conn.execute(text("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(:t) "
                                         "AND attnum > 0 AND NOT attisdropped"), {"t": table.name}).scalars())
-        clauses = [f'ALTER COLUMN {c.name} TYPE {String(c.type.length).compile(dialect=conn.dialect)} COLLATE "{BYTEWISE}"'
+        # The declared type, which on PostgreSQL names the bytewise collation.
+        clauses = [f"ALTER COLUMN {c.name} TYPE {c.type.compile(dialect=conn.dialect)}"
                    for c in table.columns if type(c.type) is String and c.name in present]
         if clauses:
             conn.execute(text(f"ALTER TABLE {table.name} {', '.join(clauses)}"))

@@ -346,18 +346,18 @@ analytics_state = Table(
 # record keys and codes: compared for equality and prefixes, never sorted for a reader. Under a
 # linguistic collation (the database's default, e.g. C.UTF-8) every comparison goes through the
 # C library, which made the subject index's primary-key build 2.5 times as slow (measured on
-# 200 000 records); bytewise, a key prefix (LIKE 'x%') can also use the B-tree.
+# 200 000 rows); bytewise, a key prefix (LIKE 'x%') can also use the B-tree.
 BYTEWISE = "C"
 
 
-def _compare_bytewise(tables: MetaData) -> None:
+def _declare_bytewise(tables: MetaData) -> None:
     for table in tables.tables.values():
         for column in table.columns:
             if type(column.type) is String:  # not Text: free-form values, never keys
                 column.type = column.type.with_variant(String(column.type.length, collation=BYTEWISE), "postgresql")
 
 
-_compare_bytewise(metadata)
+_declare_bytewise(metadata)
 
 
 def store_metadata(conn) -> MetaData:  # type: ignore[no-untyped-def]
