@@ -1,7 +1,7 @@
-"""The subject index loaded in bulk on PostgreSQL (lifecycle.tagstore.loading): a first scan
-fills a table of its own without indexes, the finish step indexes and attaches it as the
-source's partition; a crashed load is redone from scratch; a store made before partitioning
-is converted by an explicit step that keeps every entry."""
+"""The tags and subject index loaded in bulk on PostgreSQL (lifecycle.tagstore.loading): a first
+scan fills tables of their own without indexes, the finish step indexes and attaches each as the
+source's partition; a crashed load is redone from scratch; a store made before partitioning is
+converted by an explicit step that keeps every tag and entry."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from lifecycle.discovery.scan import begin_scan, finish_scan, scan_range, scan_s
 from lifecycle.discovery.subjects import locate, subject_hashes
 from lifecycle.tagstore.db import make_engine, open_tag_store
 from lifecycle.tagstore.loading import load_table_name, upgrade_store
-from lifecycle.tagstore.tables import subject_ref
+from lifecycle.tagstore.tables import record_tag, subject_ref
 from tests.conftest import PG_URL
 
 TODAY = date(2026, 11, 25)
@@ -46,14 +46,21 @@ def _entries(tags) -> list[tuple]:  # type: ignore[no-untyped-def]
             "ORDER BY subject_hash, source, record_key, field"))]
 
 
-def _partitions(tags) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
-    """Each partition of the index, with the names of its indexes."""
+def _tags(tags) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """Every tag row, without the run that wrote it."""
+    columns = ", ".join(c for c in record_tag.c.keys() if c != "run_id")
+    with tags.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(f"SELECT {columns} FROM lc_record_tag ORDER BY source, record_key, category"))]
+
+
+def _partitions(tags, parent: Table = subject_ref) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """Each partition of ``parent``, with the names of its indexes."""
     with tags.connect() as conn:
         rows = conn.execute(text(
             "SELECT c.relname, coalesce(array_agg(i.indexrelid::regclass::text ORDER BY 1) "
             "FILTER (WHERE i.indexrelid IS NOT NULL), '{}') FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid "
-            "LEFT JOIN pg_index i ON i.indrelid = c.oid WHERE h.inhparent = to_regclass('lc_subject_ref') "
-            "GROUP BY c.relname"))
+            "LEFT JOIN pg_index i ON i.indrelid = c.oid WHERE h.inhparent = to_regclass(:parent) "
+            "GROUP BY c.relname"), {"parent": parent.name})
         return {name: list(indexes) for name, indexes in rows}
 
 
@@ -88,25 +95,50 @@ def test_a_first_scan_loads_the_source_into_an_indexed_partition_of_its_own(worl
     assert set(_partitions(tags)) == set(parts)
 
 
+def test_a_first_scan_loads_the_tags_into_a_partition_the_same_as_direct_writes_make(world) -> None:  # type: ignore[no-untyped-def]
+    _engine, tags, scan, _catalog, _policy = world
+    for name in SOURCES:
+        assert scan(name).tags > 0
+    parts = _partitions(tags, record_tag)
+    for name in SOURCES:  # the primary key and both indexes, adopted by the parent's
+        assert len(parts[load_table_name(name, record_tag)]) == 1 + len(record_tag.indexes)
+    with tags.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM lc_record_tag_default")).scalar_one() == 0
+    loaded = _tags(tags)
+
+    # The same sources scanned into a store whose tag table is plain (an earlier version's):
+    # the scan copies its tags straight into the table, and they are the same rows.
+    _make_unpartitioned(tags, like=record_tag)
+    with tags.begin() as conn:
+        conn.execute(text("TRUNCATE lc_record_tag, lc_subject_ref, lc_watermark, lc_index_key"))
+    for name in SOURCES:
+        scan(name, run="r2")
+    assert _partitions(tags, record_tag) == {}
+    assert _tags(tags) == loaded and len(loaded) > 0
+
+
 def test_a_crashed_load_is_dropped_and_redone_and_leaves_the_index_as_a_clean_scan(world, hasher) -> None:  # type: ignore[no-untyped-def]
     engine, tags, scan, catalog, policy = world
     source = catalog.source("contact_form_submissions")
     plan = begin_scan(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="crashed")
-    assert plan.load == load_table_name(source.name)
+    assert (plan.load, plan.tag_load) == (load_table_name(source.name), load_table_name(source.name, record_tag))
     scan_range(plan, source, policy, source_engine=engine, tag_engine=tags, hasher=hasher,
                logical_date=TODAY, lo=None, hi=30)  # then the worker died: no finish
     assert load_table_name(source.name) not in _partitions(tags)
+    assert load_table_name(source.name, record_tag) not in _partitions(tags, record_tag)
     with tags.connect() as conn:
         assert conn.execute(text(f"SELECT count(*) FROM {plan.load}")).scalar_one() > 0
+        assert conn.execute(text(f"SELECT count(*) FROM {plan.tag_load}")).scalar_one() > 0
+        assert conn.execute(text("SELECT count(*) FROM lc_record_tag")).scalar_one() == 0  # not tagged until finished
     scan(source.name, run="r2")
-    crashed_then_clean = _entries(tags)
+    crashed_then_clean = _entries(tags), _tags(tags)
 
-    with tags.begin() as conn:  # the same source scanned once, cleanly, into an empty index
-        conn.execute(text("TRUNCATE lc_record_tag, lc_watermark, lc_index_key"))
-        conn.execute(text(f"DROP TABLE {plan.load}"))
+    with tags.begin() as conn:  # the same source scanned once, cleanly, into an empty store
+        conn.execute(text(f"DROP TABLE {plan.load}, {plan.tag_load}"))
+        conn.execute(text("TRUNCATE lc_watermark, lc_index_key"))
     scan(source.name, run="r3")
-    assert crashed_then_clean == _entries(tags)
-    assert len(crashed_then_clean) > 0
+    assert crashed_then_clean == (_entries(tags), _tags(tags))
+    assert all(len(rows) > 0 for rows in crashed_then_clean)
 
 
 def test_finishing_twice_attaches_once(world, hasher) -> None:  # type: ignore[no-untyped-def]
@@ -115,21 +147,22 @@ def test_finishing_twice_attaches_once(world, hasher) -> None:  # type: ignore[n
     plan = begin_scan(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="r1")
     part = scan_range(plan, source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, logical_date=TODAY)
     finish_scan(plan, source, [part], source_engine=engine, tag_engine=tags, hasher=hasher)
-    entries = _entries(tags)
+    entries, tag_rows = _entries(tags), _tags(tags)
     finish_scan(plan, source, [part], source_engine=engine, tag_engine=tags, hasher=hasher)  # a retried finish task
-    assert _entries(tags) == entries and len(entries) > 0
+    assert (_entries(tags), _tags(tags)) == (entries, tag_rows) and len(entries) > 0 and len(tag_rows) > 0
 
 
 def _make_unpartitioned(tags, like: Table = subject_ref) -> None:  # type: ignore[no-untyped-def]
-    """The store's index as an earlier version made it: one plain table (with the columns of
-    ``like``), same entries."""
+    """``like``'s table (the subject index by default) as an earlier version made it: one plain
+    table with ``like``'s columns (and collation) and indexes, the same rows."""
     with tags.begin() as conn:
-        conn.execute(text("CREATE TABLE saved AS SELECT * FROM lc_subject_ref"))
-        conn.execute(text("DROP TABLE lc_subject_ref CASCADE"))
-        plain = Table(subject_ref.name, MetaData(), *(c.copy() for c in like.c))
-        Index("ix_lc_subject_ref_record", plain.c.source, plain.c.record_key)
+        conn.execute(text(f"CREATE TABLE saved AS SELECT * FROM {like.name}"))
+        conn.execute(text(f"DROP TABLE {like.name} CASCADE"))
+        plain = Table(like.name, MetaData(), *(c.copy() for c in like.c))
+        for index in like.indexes:
+            Index(index.name, *(plain.c[c.name] for c in index.columns))
         plain.create(conn)
-        conn.execute(text("INSERT INTO lc_subject_ref SELECT * FROM saved"))
+        conn.execute(text(f"INSERT INTO {like.name} SELECT * FROM saved"))
         conn.execute(text("DROP TABLE saved"))
 
 
@@ -170,6 +203,26 @@ def test_an_unpartitioned_store_is_converted_keeping_every_entry(world, hasher) 
     assert {l.source for l in locate(tags, subject_hashes(hasher, {"email": email}, 2026))} >= {"email_threads"}
     scan("email_threads", run="r2")
     assert _entries(tags) == entries
+
+
+def test_a_store_whose_tags_are_not_partitioned_has_only_them_rebuilt_keeping_every_tag(  # type: ignore[no-untyped-def]
+        world, pg_schema, capsys) -> None:
+    from lifecycle.tagstore.loading import main
+
+    _engine, tags, scan, _catalog, _policy = world
+    for name in SOURCES:
+        scan(name)
+    entries, tag_rows, index_parts = _entries(tags), _tags(tags), _partitions(tags)
+    _make_unpartitioned(tags, like=record_tag)  # the previous version's store
+    assert main(["--url", PG_URL, "--schema", pg_schema]) == 0
+    out = capsys.readouterr()
+    assert "rebuilt lc_record_tag: 2 source(s)" in out.out and "bytewise" not in out.out
+    assert (_entries(tags), _tags(tags), _partitions(tags)) == (entries, tag_rows, index_parts)
+    assert set(_partitions(tags, record_tag)) == {load_table_name(n, record_tag) for n in SOURCES} | {"lc_record_tag_default"}
+    assert main(["--url", PG_URL, "--schema", pg_schema]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    scan("email_threads", run="r2")  # a full rescan upserts into the source's partition
+    assert _tags(tags) == tag_rows
 
 
 def test_a_source_name_that_is_not_an_identifier_is_quoted_not_run(world) -> None:  # type: ignore[no-untyped-def]
@@ -268,8 +321,9 @@ def test_a_store_with_the_databases_collation_is_upgraded_keeping_every_tag_and_
 
     for name in SOURCES:
         scan(name, "r1")
-    if not partitioned:
-        _make_unpartitioned(tags, like=earlier.tables[subject_ref.name])  # in the database's collation
+    if not partitioned:  # in the database's collation, as the versions before partitioning made them
+        _make_unpartitioned(tags, like=earlier.tables[subject_ref.name])
+        _make_unpartitioned(tags, like=earlier.tables[record_tag.name])
 
     def tag_rows() -> list[tuple]:  # type: ignore[type-arg]
         with tags.connect() as conn:
@@ -283,6 +337,7 @@ def test_a_store_with_the_databases_collation_is_upgraded_keeping_every_tag_and_
     assert {c for found in _collations(tags).values() for c in found} == {"C"}
     assert (_entries(tags), tag_rows()) == (entries, tag_table)
     assert set(_partitions(tags)) == {load_table_name(n) for n in SOURCES} | {"lc_subject_ref_default"}
+    assert set(_partitions(tags, record_tag)) == {load_table_name(n, record_tag) for n in SOURCES} | {"lc_record_tag_default"}
     assert main(["--url", PG_URL, "--schema", pg_schema]) == 0
     assert "nothing to do" in capsys.readouterr().out
     # Lookups and scans go on as before on the upgraded store.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, MetaData, Table, create_engine, select, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, func, select, text
 
 import lifecycle.discovery.scan as scan_module
 from demo.company import generate
@@ -201,6 +201,39 @@ def test_a_failed_partition_leaves_watermark_and_index_and_its_retry_alone_compl
     scan_source(source, policy, tag_engine=whole, run_id="n2", logical_date=TODAY, full_rescan=True, **kw)
     assert _snapshot(split, source.name) == _snapshot(whole, source.name)
     assert _snapshot(split, source.name)["watermark"] is not None
+
+
+def test_a_first_night_partition_retried_after_writing_loads_its_records_once(  # type: ignore[no-untyped-def]
+        world, hasher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a first scan loads tags and index entries into tables with no unique key:
+    the retry of a range whose worker died after writing must not load its records twice."""
+    engine, whole, split, catalog, policy = world
+    source = catalog.source("contact_form_submissions")
+    kw = {"source_engine": engine, "hasher": hasher}
+    parts = plan_partitions(source, policy, tag_engine=split, run_id="n1", partition_rows=SMALL, **kw)
+    real_count = scan_module.count_into
+
+    def count_then_die(*args: Any, **kwargs: Any) -> None:
+        real_count(*args, **kwargs)  # its chunk was handed to the writer: the write completes
+        raise WorkerLost("worker lost")
+
+    results = []
+    for part in parts:
+        monkeypatch.setattr(scan_module, "count_into", count_then_die if part.index == 2 else real_count)
+        try:
+            results.append(run_partition(part, source, policy, tag_engine=split, logical_date=TODAY, **kw))
+        except WorkerLost:
+            pass
+    monkeypatch.setattr(scan_module, "count_into", real_count)
+    results.append(run_partition(parts[2], source, policy, tag_engine=split, logical_date=TODAY, retry=True, **kw))
+    stats = finish_partitions(source, results, tag_engine=split, **kw)
+    assert stats.records == ROWS and stats.tags == ROWS * len(source.categories)
+
+    scan_source(source, policy, tag_engine=whole, run_id="n1", logical_date=TODAY, **kw)
+    assert _snapshot(split, source.name) == _snapshot(whole, source.name)
+    with split.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(record_tag)
+                            .where(record_tag.c.source == source.name)).scalar_one() == stats.tags
 
 
 def test_a_request_between_the_ranges_keeps_its_index_and_the_next_night_rescans(world, hasher) -> None:  # type: ignore[no-untyped-def]

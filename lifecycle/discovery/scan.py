@@ -38,7 +38,7 @@ from lifecycle.config import compute_deadline
 from lifecycle.errors import KeyMismatchError
 from lifecycle.faults import pausepoint
 from lifecycle.discovery.keys import has_index, key_id, record_key_identity, recorded_keys, source_scope
-from lifecycle.tagstore import finish_load, load_table, source_guard, start_load
+from lifecycle.tagstore import finish_load, forget_loaded, load_table, source_guard, start_load
 from lifecycle.tagstore import TagStatus, audit_log, key_stage, record_tag, schema_finding, subject_ref, subject_ref_build, watermark
 
 log = logging.getLogger(__name__)
@@ -462,11 +462,12 @@ def _copy_values(cursor, table: Table, rows: Iterable[Sequence[Any]]) -> None:  
             copy.write_row(row)
 
 
-def write_tags(conn, engine: Engine, tags: list[dict[str, Any]], first: bool = False) -> None:  # type: ignore[no-untyped-def]
-    """``first``: the tag store holds nothing of this source yet (its first scan), so there is
-    no status to keep and the tags are copied straight in."""
+def write_tags(conn, engine: Engine, tags: list[dict[str, Any]], first: bool = False,  # type: ignore[no-untyped-def]
+               target: Table = record_tag) -> None:
+    """``first``: ``target`` holds nothing of these records (a source's first scan, or its
+    loading table), so there is no status to keep and the tags are copied straight in."""
     if engine.dialect.name == "postgresql" and first:
-        _copy_rows(conn.connection.driver_connection.cursor(), record_tag, tags)
+        _copy_rows(conn.connection.driver_connection.cursor(), target, tags)
     elif engine.dialect.name == "postgresql":
         stage = _stage(conn, record_tag, tags)
         names = list(record_tag.c.keys())
@@ -653,6 +654,7 @@ class ScanPlan:
     first: bool = False  # the tag store holds nothing of this source: tags are copied straight in
     build: bool = False  # a full rescan of an indexed source: the new index is built beside the live one
     load: str | None = None  # a source not yet indexed: its entries are loaded into this table (PostgreSQL)
+    tag_load: str | None = None  # a source not yet tagged: its tags are loaded into this table (PostgreSQL)
     schema_findings: list[dict[str, str]] = field(default_factory=list)
     started_at: float = 0.0  # epoch seconds: the scan's wall time spans tasks and processes
 
@@ -715,9 +717,10 @@ def begin_scan(source: Source, policy: Policy, *, source_engine: Engine, tag_eng
     # A full rescan of an indexed source builds its new index beside the live one (swapped in
     # at the end); the first scan has nothing to hide and writes the index directly.
     plan.build = plan.mode == "full" and indexed
-    if plan.mode == "full" and not indexed:
-        with tag_engine.begin() as conn:  # the index of a source not yet indexed is loaded in bulk
-            plan.load = start_load(conn, source.name)
+    if plan.mode == "full" and (plan.first or not indexed):
+        with tag_engine.begin() as conn:  # the tags and index of a source that has none are loaded in bulk
+            plan.tag_load = start_load(conn, source.name, record_tag) if plan.first else None
+            plan.load = start_load(conn, source.name) if not indexed else None
     if plan.mode == "incremental":
         plan.since = mark["value"]
     elif plan.build:
@@ -740,8 +743,11 @@ def scan_range(plan: ScanPlan, source: Source, policy: Policy, *, source_engine:
     since = _watermark_value(plan.since, _TRACKING_TYPES[plan.tracking_type])
     tracking = plan.tracking
     ref_target = load_table(plan.load) if plan.load else subject_ref_build if plan.build else subject_ref
-    first = plan.first and not retry
-    per_record = plan.mode == "incremental" or retry
+    tag_target = load_table(plan.tag_load, record_tag) if plan.tag_load else record_tag
+    # A retried range may have loaded some of its records already: they are removed and copied again.
+    reloaded = [table for name, table in ((plan.tag_load, tag_target), (plan.load, ref_target)) if name] if retry else []
+    first = bool(plan.tag_load) or (plan.first and not retry)
+    per_record = plan.mode == "incremental" or (retry and not plan.load)
     tagger = Tagger(source, policy, hasher, plan.run_id, logical_date.year)
     query = _select(source, source_engine, since, lo, hi)
     total = _count(source_engine, query) if progress else 0
@@ -749,7 +755,8 @@ def scan_range(plan: ScanPlan, source: Source, policy: Policy, *, source_engine:
 
     def write(forget: list[str], tags: list[dict[str, Any]], refs: list[dict[str, Any]]) -> None:
         with tag_engine.begin() as conn:
-            write_tags(conn, tag_engine, tags, first=first)
+            forget_loaded(conn, reloaded, forget)
+            write_tags(conn, tag_engine, tags, first=first, target=tag_target)
             if per_record:
                 refresh_refs(conn, tag_engine, source, forget, refs, target=ref_target)
             else:
@@ -768,7 +775,7 @@ def scan_range(plan: ScanPlan, source: Source, policy: Policy, *, source_engine:
                 refs.extend(row_refs)
                 if tracking and row[tracking] is not None and (highest is None or row[tracking] > highest):
                     highest = row[tracking]
-            forget = [str(r[source.primary_key]) for r in rows] if per_record else []
+            forget = [str(r[source.primary_key]) for r in rows] if per_record or reloaded else []
             writer.submit(forget, tags, refs)
             count_into(stats, len(rows), tags, refs, source, tagger.take_writings())
             pausepoint("scan:chunk-written")
@@ -811,6 +818,8 @@ def finish_scan(plan: ScanPlan, source: Source, parts: Sequence[RangeScan], *, s
                                     "its rebuilt index was set aside, the next night rescans in full"
             elif plan.build:
                 swap_in_index(conn, source)
+            if plan.tag_load:
+                finish_load(conn, source.name, plan.tag_load, record_tag)
             if plan.load:
                 finish_load(conn, source.name, plan.load)
             record_key_identity(conn, source_scope(source.name), hasher, plan.run_id)

@@ -60,6 +60,8 @@ record_tag = Table(
     # counting these rows, with no set of keys to build. NULL: tagged before the column existed
     # (counted by key, include/sql/breach_records_unlabelled.sql).
     Column("first_of_record", Boolean),
+    # PostgreSQL: a partition per source, loaded in bulk on its first scan (lifecycle.tagstore.loading).
+    postgresql_partition_by="LIST (source)",
 )
 Index("ix_lc_record_tag_status_deadline", record_tag.c.status, record_tag.c.deadline)
 Index("ix_lc_record_tag_parent", record_tag.c.source, record_tag.c.parent_key)
