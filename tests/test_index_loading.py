@@ -79,6 +79,8 @@ def test_a_first_scan_loads_the_source_into_an_indexed_partition_of_its_own(worl
         own = load_table_name(name)
         assert own in parts
         assert len(parts[own]) == 1 + len(subject_ref.indexes)  # primary key and the record index
+        # One task writes its tags straight into the source's partition, made with its indexes.
+        assert len(_partitions(tags, record_tag)[load_table_name(name, record_tag)]) == 1 + len(record_tag.indexes)
     assert parts["lc_subject_ref_default"] is not None
     with tags.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM lc_subject_ref_default")).scalar_one() == 0
@@ -95,10 +97,15 @@ def test_a_first_scan_loads_the_source_into_an_indexed_partition_of_its_own(worl
     assert set(_partitions(tags)) == set(parts)
 
 
-def test_a_first_scan_loads_the_tags_into_a_partition_the_same_as_direct_writes_make(world) -> None:  # type: ignore[no-untyped-def]
-    _engine, tags, scan, _catalog, _policy = world
-    for name in SOURCES:
-        assert scan(name).tags > 0
+def test_a_split_first_scan_loads_the_tags_into_a_partition_the_same_as_direct_writes_make(  # type: ignore[no-untyped-def]
+        world, hasher) -> None:
+    from lifecycle.discovery.partitions import scan_partitioned
+
+    engine, tags, scan, catalog, policy = world
+    for name in SOURCES:  # in key ranges of 20 rows: the tags are loaded in bulk
+        stats = scan_partitioned(catalog.source(name), policy, source_engine=engine, tag_engine=tags, hasher=hasher,
+                                 run_id="r1", logical_date=TODAY, partition_rows=20)
+        assert stats.tags > 0
     parts = _partitions(tags, record_tag)
     for name in SOURCES:  # the primary key and both indexes, adopted by the parent's
         assert len(parts[load_table_name(name, record_tag)]) == 1 + len(record_tag.indexes)
@@ -106,8 +113,8 @@ def test_a_first_scan_loads_the_tags_into_a_partition_the_same_as_direct_writes_
         assert conn.execute(text("SELECT count(*) FROM lc_record_tag_default")).scalar_one() == 0
     loaded = _tags(tags)
 
-    # The same sources scanned into a store whose tag table is plain (an earlier version's):
-    # the scan copies its tags straight into the table, and they are the same rows.
+    # The same sources scanned in one task into a store whose tag table is plain (an earlier
+    # version's): the scan copies its tags straight into the table, and they are the same rows.
     _make_unpartitioned(tags, like=record_tag)
     with tags.begin() as conn:
         conn.execute(text("TRUNCATE lc_record_tag, lc_subject_ref, lc_watermark, lc_index_key"))
@@ -120,7 +127,7 @@ def test_a_first_scan_loads_the_tags_into_a_partition_the_same_as_direct_writes_
 def test_a_crashed_load_is_dropped_and_redone_and_leaves_the_index_as_a_clean_scan(world, hasher) -> None:  # type: ignore[no-untyped-def]
     engine, tags, scan, catalog, policy = world
     source = catalog.source("contact_form_submissions")
-    plan = begin_scan(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="crashed")
+    plan = begin_scan(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="crashed", split=True)
     assert (plan.load, plan.tag_load) == (load_table_name(source.name), load_table_name(source.name, record_tag))
     scan_range(plan, source, policy, source_engine=engine, tag_engine=tags, hasher=hasher,
                logical_date=TODAY, lo=None, hi=30)  # then the worker died: no finish
@@ -144,7 +151,8 @@ def test_a_crashed_load_is_dropped_and_redone_and_leaves_the_index_as_a_clean_sc
 def test_finishing_twice_attaches_once(world, hasher) -> None:  # type: ignore[no-untyped-def]
     engine, tags, _scan, catalog, policy = world
     source = catalog.source("contact_form_submissions")
-    plan = begin_scan(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="r1")
+    plan = begin_scan(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="r1", split=True)
+    assert plan.tag_load and plan.load
     part = scan_range(plan, source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, logical_date=TODAY)
     finish_scan(plan, source, [part], source_engine=engine, tag_engine=tags, hasher=hasher)
     entries, tag_rows = _entries(tags), _tags(tags)

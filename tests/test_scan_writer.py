@@ -65,16 +65,16 @@ def test_copied_tags_and_entries_read_back_as_written(tag_db) -> None:  # type: 
 
     from sqlalchemy import select
 
-    from lifecycle.discovery.scan import write_refs, write_tags
+    from lifecycle.discovery.scan import tag_dict, tag_row, write_refs, write_tags
     from lifecycle.tagstore.tables import record_tag, subject_ref
 
     engine = tag_db.tag_store()
 
-    def tag(key: str, category: str, **extra: object) -> dict[str, object]:
-        return {"source": "crm", "record_key": key, "category": category, "activity": "contact_form",
+    def tag(key: str, category: str, **extra: object) -> list[object]:
+        return tag_row({"source": "crm", "record_key": key, "category": category, "activity": "contact_form",
                 "lawful_basis": None, "role": "controller", "controller": "self", "clock_value": date(2024, 2, 29),
                 "deadline": None, "on_expiry": "erase", "status": "violation", "violation": "no_lawful_basis",
-                "run_id": "r1", "parent_key": None, "expiry_reason": None, "first_of_record": True, **extra}
+                "run_id": "r1", "parent_key": None, "expiry_reason": None, "first_of_record": True, **extra})
 
     first = [tag("åsa-1", "contact_details"), tag("åsa-1", "company_details", first_of_record=False,
                                                   lawful_basis="contract", deadline=date(2026, 2, 28),
@@ -94,7 +94,8 @@ def test_copied_tags_and_entries_read_back_as_written(tag_db) -> None:  # type: 
         stored = [dict(r._mapping) for r in conn.execute(select(record_tag).order_by(record_tag.c.record_key,
                                                                                      record_tag.c.category))]
         entries = [dict(r._mapping) for r in conn.execute(select(subject_ref).order_by(subject_ref.c.field))]
-    assert stored == sorted(first + later, key=lambda t: (t["record_key"], t["category"]))
+    written = [tag_dict(t) for t in first + later]
+    assert stored == sorted(written, key=lambda t: (t["record_key"], t["category"]))
     assert entries == refs
 
 
@@ -107,7 +108,7 @@ def test_tag_rows_built_from_remembered_inputs_equal_rows_built_afresh(policy_pa
     import lifecycle.discovery.scan as scan_module
     from lifecycle.config.catalog import load_catalog
     from lifecycle.config.policy import load_policy
-    from lifecycle.discovery.scan import Tagger
+    from lifecycle.discovery.scan import TAG_COLUMNS, Tagger, tag_dict
 
     policy = load_policy(policy_path)
     source = load_catalog(catalog_path, policy).source("contact_form_submissions")
@@ -122,10 +123,10 @@ def test_tag_rows_built_from_remembered_inputs_equal_rows_built_afresh(policy_pa
         tags, refs = remembering.tag(row)
         afresh_tags, afresh_refs = Tagger(source, policy, hasher, "r", 2026).tag(row)
         assert tags == afresh_tags and refs == afresh_refs
-        assert {t["record_key"] for t in tags} == {str(row["id"])}
+        assert {tag_dict(t)["record_key"] for t in tags} == {str(row["id"])}
         assert len(remembering._templates) <= 3
     # Copies, not shared rows: changing one record's row leaves the next record's alone.
     first, _ = remembering.tag(rows[0])
-    first[0]["status"] = "changed"
+    first[0][TAG_COLUMNS.index("status")] = "changed"
     again, _ = remembering.tag(rows[0])
-    assert again[0]["status"] != "changed"
+    assert tag_dict(again[0])["status"] != "changed"

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, func, select, table, text
+from sqlalchemy import Engine, MetaData, Table, func, inspect, select, table, text
 
 from lifecycle.config import Policy, Source
 from lifecycle.discovery.identifiers import SubjectHasher
@@ -106,11 +106,15 @@ def plan_partitions(source: Source, policy: Policy, *, source_engine: Engine, ta
                     catalog_file: str = "catalog", partition_rows: int | None = None) -> list[Partition]:
     """Decide the source's scan once and split it: a full scan of a large table into key
     ranges, anything else into one range."""
+    ranges: list[tuple[int | None, int | None]] = [(None, None)]
+    if source.table and inspect(source_engine).has_table(source.table):  # else begin_scan says what is missing
+        ranges = key_ranges(source_engine, source, partition_rows or source.partition_rows)
     with source_guard(tag_engine, [source.name], holder=f"scan plan of {source.name}"):
         plan = begin_scan(source, policy, source_engine=source_engine, tag_engine=tag_engine, hasher=hasher,
-                          run_id=run_id, full_rescan=full_rescan, catalog_file=catalog_file, rotate_key=rotate_key)
-    ranges = (key_ranges(source_engine, source, partition_rows or source.partition_rows)
-              if plan.mode == "full" else [(None, None)])
+                          run_id=run_id, full_rescan=full_rescan, catalog_file=catalog_file, rotate_key=rotate_key,
+                          split=len(ranges) > 1)
+    if plan.mode != "full":
+        ranges = [(None, None)]
     return [Partition(source.name, i, len(ranges), lo, hi, plan.to_dict()) for i, (lo, hi) in enumerate(ranges)]
 
 

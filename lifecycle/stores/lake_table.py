@@ -297,7 +297,7 @@ class Store:
         wanted = [c for c in source.referenced_columns() if c in columns]
         incremental = stats.mode == "incremental"
 
-        def write(keys: list[str], tags: list[dict[str, Any]], refs: list[dict[str, Any]]) -> None:
+        def write(keys: list[str], tags: list[list[Any]], refs: list[dict[str, Any]]) -> None:
             with tag_engine.begin() as conn:
                 write_tags(conn, tag_engine, tags, first=first)
                 if incremental:
@@ -312,7 +312,7 @@ class Store:
         writer = ChunkWriter(write, threaded=tag_engine.dialect.name == "postgresql")
         try:
             for batch in batches:
-                tags: list[dict[str, Any]] = []
+                tags: list[list[Any]] = []
                 refs: list[dict[str, Any]] = []
                 keys: list[str] = []
                 rows = batch.to_pylist()

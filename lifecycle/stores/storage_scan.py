@@ -202,7 +202,7 @@ def _scan_object(source: Source, store: ObjectStore, tag_engine: Engine, tagger:
     for f in _drift(source, fmt, fields):
         findings[(f["column"], f["finding"])] = f
     clock = body.clock()
-    tags: list[dict[str, Any]] = []
+    tags: list[list[Any]] = []
     refs: list[dict[str, Any]] = []
     for r in records:
         row = {c: r.get(c) for c in source.referenced_columns()}

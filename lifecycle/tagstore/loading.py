@@ -7,6 +7,9 @@ so the scan pays for no random B-tree inserts (a million records' 3 M tags cost 
 25 s of index upkeep against 12 s for building the same indexes once, and the built ones are
 40 % smaller); the finish step builds each table's indexes in one sorted pass and attaches it as
 the source's partition. Until then the source is not tagged or indexed, as before its first scan.
+Tags are loaded that way when the scan is split into key ranges (the workers then share the
+server); a first scan in one task creates the source's tag partition with its indexes and writes
+into it, since the server keeps those indexes up beside the scan on a core the scan leaves idle.
 
 Stores made before a table was partitioned keep their plain table and the scan's direct writes,
 and stores made before keys compared bytewise keep the database's collation;
@@ -90,6 +93,16 @@ def start_load(conn: Connection, source: str, parent: Table = subject_ref) -> st
     if _attached(conn, load_table_name(source, parent), parent):
         return None
     return _create_load_table(conn, source, parent)
+
+
+def create_partition(conn: Connection, source: str, parent: Table = subject_ref) -> None:
+    """``source``'s partition of ``parent``, empty and indexed, for writes that go straight in
+    (nothing when it has one, or the table is not partitioned)."""
+    name = load_table_name(source, parent)
+    if is_partitioned(conn, parent) and not _attached(conn, name, parent):
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:partition-attach'))"))
+        conn.execute(text(f"DROP TABLE IF EXISTS {name}"))  # a crashed load's leftover
+        _run(conn, f"CREATE TABLE {name} PARTITION OF {parent.name} FOR VALUES IN ({{source}})", source=source)
 
 
 def _create_load_table(conn: Connection, source: str, parent: Table = subject_ref) -> str:
