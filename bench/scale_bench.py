@@ -163,13 +163,19 @@ def main() -> None:
         build_source(engine, args.rows)
         print(f"built in {time.perf_counter() - started:.1f} s")
 
-        started = time.perf_counter()
-        with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=5000).execute(
-                text(f"SELECT {COLUMNS} FROM {SOURCE}"))
-            read = sum(len(chunk) for chunk in result.partitions(5000))
-        bare = time.perf_counter() - started
-        assert read == args.rows
+        # The better of two reads: the first read of a new table also writes its hint bits, which
+        # no scan after it pays (measured here: 5.4 s against 2.8 s for the same rows).
+        reads = []
+        for _ in range(2):
+            started = time.perf_counter()
+            with engine.connect() as conn:
+                result = conn.execution_options(stream_results=True, yield_per=5000).execute(
+                    text(f"SELECT {COLUMNS} FROM {SOURCE}"))
+                read = sum(len(chunk) for chunk in result.partitions(5000))
+            reads.append(time.perf_counter() - started)
+            assert read == args.rows
+        bare = min(reads)
+        print(f"bare reads: {', '.join(f'{r:.2f}' for r in reads)} s")
 
         runs: dict[int, Run] = {}
         for workers, schema in ((1, one_schema), (2, two_schema)):
