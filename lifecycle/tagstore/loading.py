@@ -35,12 +35,9 @@ PARTITIONED: tuple[Table, ...] = (record_tag, subject_ref)
 BUILD_MEMORY = "512MB"
 
 
-def default_partition(parent: Table = subject_ref) -> str:
+def default_partition(parent: Table) -> str:
     """Where rows of sources without a partition of their own go (requests, later scans)."""
     return f"{parent.name}_default"
-
-
-DEFAULT_PARTITION = default_partition(subject_ref)
 
 
 def load_table_name(source: str, parent: Table = subject_ref) -> str:
@@ -99,8 +96,10 @@ def create_partition(conn: Connection, source: str, parent: Table = subject_ref)
     """``source``'s partition of ``parent``, empty and indexed, for writes that go straight in
     (nothing when it has one, or the table is not partitioned)."""
     name = load_table_name(source, parent)
-    if is_partitioned(conn, parent) and not _attached(conn, name, parent):
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:partition-attach'))"))
+    if not is_partitioned(conn, parent):
+        return
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lifecycle:partition-attach'))"))
+    if not _attached(conn, name, parent):
         conn.execute(text(f"DROP TABLE IF EXISTS {name}"))  # a crashed load's leftover
         _run(conn, f"CREATE TABLE {name} PARTITION OF {parent.name} FOR VALUES IN ({{source}})", source=source)
 
@@ -219,9 +218,9 @@ def _load_from_copy(conn: Connection, source: str, parent: Table, copy: str) -> 
 def _convert_to_bytewise(conn: Connection, skip: Sequence[Table]) -> list[str]:
     """Every text column of the store's tables but ``skip``'s (rebuilt apart) made bytewise,
     each table in one statement (its indexes are rebuilt); the tables changed."""
-    changed = []
+    changed, skipped = [], {table.name for table in skip}
     for table in metadata.sorted_tables:
-        if table.name in {t.name for t in skip}:
+        if table.name in skipped:
             continue
         present = set(conn.execute(text("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(:t) "
                                         "AND attnum > 0 AND NOT attisdropped"), {"t": table.name}).scalars())
