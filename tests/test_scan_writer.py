@@ -130,3 +130,84 @@ def test_tag_rows_built_from_remembered_inputs_equal_rows_built_afresh(policy_pa
     first[0][TAG_COLUMNS.index("status")] = "changed"
     again, _ = remembering.tag(rows[0])
     assert tag_dict(again[0])["status"] != "changed"
+
+
+def test_a_taggers_tally_equals_a_recount_of_the_rows_it_returned(policy_path, catalog_path, hasher,  # type: ignore[no-untyped-def]
+                                                                   monkeypatch) -> None:
+    """The tally is counted per template use, also across the templates being forgotten
+    (bounded memory): it must equal counting every returned tag row and entry again."""
+    from collections import Counter
+    from datetime import date, timedelta
+
+    import lifecycle.discovery.scan as scan_module
+    from lifecycle.config.catalog import load_catalog
+    from lifecycle.config.policy import load_policy
+    from lifecycle.discovery.scan import Tagger, tag_dict
+
+    policy = load_policy(policy_path)
+    source = load_catalog(catalog_path, policy).source("contact_form_submissions")
+    monkeypatch.setattr(scan_module, "_MAX_TEMPLATES", 4)
+    tagger = Tagger(source, policy, hasher, "r", 2026)
+    for chunk in range(3):
+        tags, refs = [], []
+        for n in range(chunk * 50, chunk * 50 + 50):
+            row = {"id": n, "name": f"Person {n}", "email": f"p{n}@example.se", "phone": None, "ip_address": None,
+                   "company_name": "Acme AB", "company_url": None,
+                   "message": f"mejla p{n}@example.se" if n % 4 == 0 else None,
+                   "message_basis": ("consent", "legitimate_interest", None, "nonsense")[n % 4],
+                   "last_interaction_at": date(2024, 1, 1) + timedelta(days=n % 7)}
+            row_tags, row_refs = tagger.tag(row)
+            tags += row_tags
+            refs += row_refs
+        tally = tagger.take_tally()
+        recount = Counter((t["category"], t["lawful_basis"], t["status"], t["violation"]) for t in map(tag_dict, tags))
+        assert tally.by_outcome == recount and tally.tags == len(tags) == 150
+        assert tally.refs == len(refs) and tally.free_text_refs == sum(r["free_text"] for r in refs) > 0
+        assert sum(tally.writings.values()) == tally.free_text_refs  # one canonical e-mail a message
+    assert tagger.take_tally().tags == 0  # taken: nothing since
+
+
+def test_an_identifier_written_twice_in_a_message_is_one_index_entry(policy_path, catalog_path, hasher) -> None:  # type: ignore[no-untyped-def]
+    """The writers copy a chunk's entries without removing duplicates: the Tagger gives each
+    (identifier, column) of a record once, and still counts every writing it found."""
+    from lifecycle.config.catalog import load_catalog
+    from lifecycle.config.policy import load_policy
+    from lifecycle.discovery.scan import Tagger
+
+    policy = load_policy(policy_path)
+    source = load_catalog(catalog_path, policy).source("contact_form_submissions")
+    tagger = Tagger(source, policy, hasher, "r", 2026)
+    row = {"id": 1, "name": "Anna Berg", "email": "anna@example.se", "phone": None, "ip_address": None,
+           "company_name": None, "company_url": None, "message_basis": "consent", "last_interaction_at": None,
+           "message": "Anna Berg här: anna@example.se, och igen ANNA@example.se, ring 070-123 45 67 / 0701234567"}
+    _, refs = tagger.tag(row)
+    keys = [(r["subject_hash"], r["record_key"], r["field"]) for r in refs]
+    assert len(keys) == len(set(keys))
+    in_message = sorted(r["kind"] for r in refs if r["field"] == "message")
+    assert in_message == ["email", "name_company", "phone"]
+    assert sum(tagger.take_tally().writings.values()) == 4  # two e-mails, two phone numbers
+
+
+def test_the_collector_is_paused_while_scans_stream_and_restored_after_the_last() -> None:
+    import gc
+
+    from lifecycle.discovery.scan import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():  # a second scan in another thread of the same process
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer one still streams
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with collector_paused():
+            raise RuntimeError("scan failed")
+    assert gc.isenabled()
+    gc.disable()  # off by the program's own choice: a pause does not turn it on
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -227,4 +227,4 @@ def _scan_object(source: Source, store: ObjectStore, tag_engine: Engine, tagger:
         _put_state(conn, _state(source, ref, info, run_id, etag=body.etag, version_id=body.version_id, clock=clock,
                                 records=len(records), status="ok"))
     stats.objects_read += 1
-    count_into(stats, len(records), tags, refs, source, tagger.take_writings())
+    count_into(stats, len(records), tagger.take_tally())
