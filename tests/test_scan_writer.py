@@ -211,3 +211,38 @@ def test_the_collector_is_paused_while_scans_stream_and_restored_after_the_last(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_streamed_rows_equal_what_sqlalchemy_reads(db) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL a scan reads through the driver's server-side cursor when no column's type
+    converts values; the rows must be SQLAlchemy's, chunk by chunk, and a column that converts
+    (numeric) sends the read back through SQLAlchemy."""
+    from datetime import date, datetime, timezone
+
+    from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, Integer, MetaData, Numeric, String, Table, Text,
+                            insert, select)
+
+    from lifecycle.discovery.scan import _driver_values_suffice, stream_rows
+
+    engine = db.engine()
+    metadata = MetaData()
+    table = Table("typed_rows", metadata, Column("id", Integer, primary_key=True), Column("born", Date),
+                  Column("seen", DateTime(timezone=True)), Column("name", String(50)), Column("note", Text),
+                  Column("opted_in", Boolean), Column("extra", JSON), Column("amount", Numeric(10, 2)))
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(table), [
+            {"id": n, "born": date(1980, 1, 1 + n) if n % 3 else None,
+             "seen": datetime(2026, 1, 1, n, tzinfo=timezone.utc), "name": f"Åsa {n}" if n % 4 else None,
+             "note": "x\ty\n'; DROP TABLE typed_rows; --", "opted_in": n % 2 == 0, "extra": {"n": n},
+             "amount": n * 1.25} for n in range(10)])
+    reflected = Table("typed_rows", MetaData(), autoload_with=engine)
+    for columns in ([c for c in reflected.c if c.name != "amount"], list(reflected.c)):
+        query = select(*columns).where(reflected.c.id >= 1)
+        with engine.connect() as conn:
+            expected = [dict(r._mapping) for r in conn.execute(query)]
+            driver = _driver_values_suffice(conn, query)
+        chunks = list(stream_rows(engine, query, chunk_rows=3))
+        assert [len(c) for c in chunks] == [3, 3, 3]
+        assert [row for chunk in chunks for row in chunk] == expected
+        assert driver == (db.kind == "postgresql" and "amount" not in query.selected_columns.keys())

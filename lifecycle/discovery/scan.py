@@ -422,11 +422,33 @@ def _select(source: Source, engine: Engine, since: Any = None,  # type: ignore[n
 
 
 def stream_rows(engine: Engine, query, chunk_rows: int = CHUNK_ROWS) -> Iterator[list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    """The query's rows as dicts, ``chunk_rows`` at a time, streamed from a server-side cursor."""
+    names = list(query.selected_columns.keys())
     with engine.connect() as conn:
+        if _driver_values_suffice(conn, query):
+            yield from _stream_driver_rows(conn, query, names, chunk_rows)
+            return
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
-        keys = list(result.keys())
         for chunk in result.partitions(chunk_rows):
-            yield [dict(zip(keys, r)) for r in chunk]
+            yield [dict(zip(names, r)) for r in chunk]
+
+
+def _driver_values_suffice(conn, query) -> bool:  # type: ignore[no-untyped-def]
+    """PostgreSQL in a transaction (a server-side cursor lives in one), and no selected column's
+    type converts what the driver returns: then the driver's rows are what SQLAlchemy would give,
+    without its per-row result handling (measured: a quarter of the reading's CPU)."""
+    dialect = conn.dialect
+    if dialect.name != "postgresql" or conn.connection.driver_connection.autocommit:
+        return False
+    return all(c.type.result_processor(dialect, None) is None for c in query.selected_columns)
+
+
+def _stream_driver_rows(conn, query, names: list[str], chunk_rows: int) -> Iterator[list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    compiled = query.compile(dialect=conn.dialect)
+    with conn.connection.driver_connection.cursor(name="lc_scan_rows") as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        while chunk := cursor.fetchmany(chunk_rows):
+            yield [dict(zip(names, r)) for r in chunk]
 
 
 def _count(engine: Engine, query) -> int:  # type: ignore[no-untyped-def]
