@@ -65,7 +65,7 @@ def test_copied_tags_and_entries_read_back_as_written(tag_db) -> None:  # type: 
 
     from sqlalchemy import select
 
-    from lifecycle.discovery.scan import tag_dict, tag_row, write_refs, write_tags
+    from lifecycle.discovery.scan import ref_row, tag_dict, tag_row, write_refs, write_tags
     from lifecycle.tagstore.tables import record_tag, subject_ref
 
     engine = tag_db.tag_store()
@@ -79,10 +79,11 @@ def test_copied_tags_and_entries_read_back_as_written(tag_db) -> None:  # type: 
     first = [tag("åsa-1", "contact_details"), tag("åsa-1", "company_details", first_of_record=False,
                                                   lawful_basis="contract", deadline=date(2026, 2, 28),
                                                   status="active", violation=None, parent_key="p\t1")]
-    refs = [{"subject_hash": "ab" * 16, "source": "crm", "record_key": "åsa-1", "field": "email", "kind": "email",
-             "category": "contact_details", "free_text": False, "person": "email:" + "ab" * 16},
-            {"subject_hash": "cd" * 16, "source": "crm", "record_key": "åsa-1", "field": "notes", "kind": "phone",
-             "category": "case_details", "free_text": True, "person": None}]
+    entries = [{"subject_hash": "ab" * 16, "source": "crm", "record_key": "åsa-1", "field": "email", "kind": "email",
+                "category": "contact_details", "free_text": False, "person": "email:" + "ab" * 16},
+               {"subject_hash": "cd" * 16, "source": "crm", "record_key": "åsa-1", "field": "notes", "kind": "phone",
+                "category": "case_details", "free_text": True, "person": None}]
+    refs = [ref_row(e) for e in entries]
     with engine.begin() as conn:
         write_tags(conn, engine, first, first=True)
         write_refs(conn, engine, refs, fresh=True)
@@ -93,10 +94,10 @@ def test_copied_tags_and_entries_read_back_as_written(tag_db) -> None:  # type: 
     with engine.connect() as conn:
         stored = [dict(r._mapping) for r in conn.execute(select(record_tag).order_by(record_tag.c.record_key,
                                                                                      record_tag.c.category))]
-        entries = [dict(r._mapping) for r in conn.execute(select(subject_ref).order_by(subject_ref.c.field))]
+        stored_entries = [dict(r._mapping) for r in conn.execute(select(subject_ref).order_by(subject_ref.c.field))]
     written = [tag_dict(t) for t in first + later]
     assert stored == sorted(written, key=lambda t: (t["record_key"], t["category"]))
-    assert entries == refs
+    assert stored_entries == entries
 
 
 def test_tag_rows_built_from_remembered_inputs_equal_rows_built_afresh(policy_path, catalog_path, hasher,  # type: ignore[no-untyped-def]
@@ -142,7 +143,7 @@ def test_a_taggers_tally_equals_a_recount_of_the_rows_it_returned(policy_path, c
     import lifecycle.discovery.scan as scan_module
     from lifecycle.config.catalog import load_catalog
     from lifecycle.config.policy import load_policy
-    from lifecycle.discovery.scan import Tagger, tag_dict
+    from lifecycle.discovery.scan import Tagger, ref_dict, tag_dict
 
     policy = load_policy(policy_path)
     source = load_catalog(catalog_path, policy).source("contact_form_submissions")
@@ -158,7 +159,7 @@ def test_a_taggers_tally_equals_a_recount_of_the_rows_it_returned(policy_path, c
                    "last_interaction_at": date(2024, 1, 1) + timedelta(days=n % 7)}
             row_tags, row_refs = tagger.tag(row)
             tags += row_tags
-            refs += row_refs
+            refs += map(ref_dict, row_refs)
         tally = tagger.take_tally()
         recount = Counter((t["category"], t["lawful_basis"], t["status"], t["violation"]) for t in map(tag_dict, tags))
         assert tally.by_outcome == recount and tally.tags == len(tags) == 150
@@ -172,7 +173,7 @@ def test_an_identifier_written_twice_in_a_message_is_one_index_entry(policy_path
     (identifier, column) of a record once, and still counts every writing it found."""
     from lifecycle.config.catalog import load_catalog
     from lifecycle.config.policy import load_policy
-    from lifecycle.discovery.scan import Tagger
+    from lifecycle.discovery.scan import Tagger, ref_dict
 
     policy = load_policy(policy_path)
     source = load_catalog(catalog_path, policy).source("contact_form_submissions")
@@ -180,7 +181,8 @@ def test_an_identifier_written_twice_in_a_message_is_one_index_entry(policy_path
     row = {"id": 1, "name": "Anna Berg", "email": "anna@example.se", "phone": None, "ip_address": None,
            "company_name": None, "company_url": None, "message_basis": "consent", "last_interaction_at": None,
            "message": "Anna Berg här: anna@example.se, och igen ANNA@example.se, ring 070-123 45 67 / 0701234567"}
-    _, refs = tagger.tag(row)
+    _, rows = tagger.tag(row)
+    refs = [ref_dict(r) for r in rows]
     keys = [(r["subject_hash"], r["record_key"], r["field"]) for r in refs]
     assert len(keys) == len(set(keys))
     in_message = sorted(r["kind"] for r in refs if r["field"] == "message")
@@ -246,3 +248,29 @@ def test_streamed_rows_equal_what_sqlalchemy_reads(db) -> None:  # type: ignore[
         assert [len(c) for c in chunks] == [3, 3, 3]
         assert [row for chunk in chunks for row in chunk] == expected
         assert driver == (db.kind == "postgresql" and "amount" not in query.selected_columns.keys())
+
+
+def test_a_taggers_person_labels_follow_the_index_rule(policy_path, catalog_path, hasher) -> None:  # type: ignore[no-untyped-def]
+    """The Tagger labels its value-list entries as it builds them; subjects.label_persons is
+    the rule (used where entries are dicts): both must agree, whichever identifiers a record has."""
+    from lifecycle.config.catalog import load_catalog
+    from lifecycle.config.policy import load_policy
+    from lifecycle.discovery import label_persons
+    from lifecycle.discovery.scan import REF_COLUMNS, Tagger, ref_dict
+
+    assert REF_COLUMNS == ("subject_hash", "source", "record_key", "field", "kind", "category", "free_text", "person")
+    policy = load_policy(policy_path)
+    source = load_catalog(catalog_path, policy).source("contact_form_submissions")
+    tagger = Tagger(source, policy, hasher, "r", 2026)
+    labels = set()
+    for n, (email, phone, name, message) in enumerate([
+            ("a@example.se", "070-111 22 33", "Anna Berg", "mejla b@example.se eller ring 070-999 88 77"),
+            (None, "070-111 22 33", "Anna Berg", None), (None, None, "Anna Berg", "Anna Berg skrev"),
+            (None, None, None, "personnummer 811218-9876"), ("  ", None, None, None)]):
+        row = {"id": n, "name": name, "email": email, "phone": phone, "ip_address": None, "company_name": "Acme AB",
+               "company_url": None, "message": message, "message_basis": "consent", "last_interaction_at": None}
+        refs = [ref_dict(r) for r in tagger.tag(row)[1]]
+        expected = label_persons([{**r, "person": None} for r in refs], source.name, str(n))
+        assert refs == expected
+        labels |= {r["person"].split(":")[0] for r in refs}
+    assert {"email", "phone", "name_company", "personnummer"} <= labels

@@ -11,6 +11,6 @@ __all__, __getattr__ = public_surface(__name__, {
     "keys": ('check_keys', 'ensure_installation_key', 'record_key_identity', 'source_scope'),
     "redaction": ('mentions', 'name_pattern', 'name_search_term', 'name_spans', 'person_in_text', 'person_patterns', 'person_spans', 'redact_text'),
     "partitions": ('Partition', 'PartitionsIncompleteError', 'finish_partitions', 'key_ranges', 'plan_partitions', 'run_partition', 'scan_partitioned'),
-    "scan": ('ChunkWriter', 'RangeScan', 'ScanPlan', 'ScanStats', 'TAG_COLUMNS', 'Tagger', 'Tally', 'add_stats', 'analyze', 'begin_scan', 'check_anonymisable', 'choose_mode', 'collector_paused', 'count_into', 'finish_scan', 'key_state', 'record_findings', 'refresh_refs', 'save_watermark', 'scan_range', 'scan_source', 'schema_drift', 'swap_in_index', 'tag_dict', 'tag_row', 'watermark_text', 'write_refs', 'write_tags'),
-    "subjects": ('Location', 'PERSON_KINDS', 'label_persons', 'locate'),
+    "scan": ('ChunkWriter', 'RangeScan', 'ScanPlan', 'ScanStats', 'REF_COLUMNS', 'TAG_COLUMNS', 'Tagger', 'Tally', 'add_stats', 'analyze', 'begin_scan', 'check_anonymisable', 'choose_mode', 'collector_paused', 'count_into', 'finish_scan', 'key_state', 'record_findings', 'ref_dict', 'ref_row', 'refresh_refs', 'save_watermark', 'scan_range', 'scan_source', 'schema_drift', 'swap_in_index', 'tag_dict', 'tag_row', 'watermark_text', 'write_refs', 'write_tags'),
+    "subjects": ('Location', 'PERSON_KINDS', 'label_persons', 'locate', 'mentioned_person', 'own_person'),
 })

@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from operator import itemgetter
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -35,7 +34,7 @@ from lifecycle.errors import CatalogError
 from lifecycle.discovery.identifiers import SubjectHasher, normaliser
 from lifecycle.config import Policy
 from lifecycle.discovery.redaction import FREE_TEXT_KINDS
-from lifecycle.discovery.subjects import label_persons
+from lifecycle.discovery.subjects import mentioned_person, own_person
 from lifecycle.config import compute_deadline
 from lifecycle.errors import KeyMismatchError
 from lifecycle.faults import pausepoint
@@ -55,6 +54,11 @@ _MAX_TEMPLATES = 100_000  # distinct tag inputs a Tagger remembers before starti
 TAG_COLUMNS: tuple[str, ...] = tuple(record_tag.c.keys())
 _AT = {name: position for position, name in enumerate(TAG_COLUMNS)}
 _KEY_AT, _PARENT_AT = _AT["record_key"], _AT["parent_key"]
+# An index entry (ref) is a list of values in lc_subject_ref's column order, the same way:
+# [subject_hash, source, record_key, field, kind, category, free_text, person].
+REF_COLUMNS: tuple[str, ...] = tuple(subject_ref.c.keys())
+_HASH_AT, _REF_KEY_AT, _FIELD_AT, _KIND_AT, _FREE_AT, _PERSON_AT = (
+    REF_COLUMNS.index(name) for name in ("subject_hash", "record_key", "field", "kind", "free_text", "person"))
 CHUNK_ROWS = 5000
 KEY_BATCH = 500
 
@@ -155,6 +159,16 @@ def tag_dict(row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(TAG_COLUMNS, row))
 
 
+def ref_row(values: dict[str, Any]) -> list[Any]:
+    """An index entry from its values by column name (a column not given is NULL)."""
+    return [values.get(name) for name in REF_COLUMNS]
+
+
+def ref_dict(row: Sequence[Any]) -> dict[str, Any]:
+    """An index entry's values by column name."""
+    return dict(zip(REF_COLUMNS, row))
+
+
 def _basis_value(value: Any) -> str | None:
     """A lawful basis as a record's basis column holds it (None: empty)."""
     return str(value).strip() if value not in (None, "") else None
@@ -206,8 +220,9 @@ class Tagger:
             uses[0] = 0
         self._used.clear()
 
-    def tag(self, row: dict[str, Any], key: str | None = None) -> tuple[list[list[Any]], list[dict[str, Any]]]:
-        """The record's tag rows (one per category, in TAG_COLUMNS order) and index entries."""
+    def tag(self, row: dict[str, Any], key: str | None = None) -> tuple[list[list[Any]], list[list[Any]]]:
+        """The record's tag rows (one per category, in TAG_COLUMNS order) and index entries
+        (REF_COLUMNS order), each entry once."""
         source = self.source
         key = key if key is not None else str(row[source.primary_key])
         activity_name = self.activity_of(row)
@@ -217,8 +232,12 @@ class Tagger:
         parent_key = self._parent_key(row)
         withdrawn = self._consent_withdrawn(row)
         refs = self._structured_refs(key, row)
+        # Who each entry is about (subjects.label_persons' rule, on value lists); a mention in
+        # free text gets the person it names as it is found.
+        own = own_person([(r[_KIND_AT], r[_HASH_AT]) for r in refs if not r[_FREE_AT]], source.name, key)
+        for ref in refs:
+            ref.append(mentioned_person(ref[_KIND_AT], ref[_HASH_AT]) if ref[_FREE_AT] else own)
         refs += self._free_text_refs(key, row, refs)
-        label_persons(refs, source.name, key)
         bases = self._constant_bases
         if bases is None:
             bases = tuple([spec if column is None else _basis_value(row.get(column))
@@ -339,13 +358,9 @@ class Tagger:
         value = row.get(self.source.controller_column or "")
         return str(value) if value not in (None, "") else "unknown"
 
-    def _ref(self, subject_hash: str, key: str, field_: str, kind: str) -> dict[str, Any]:
-        category, free_text = self._field_specs[field_]
-        return {"subject_hash": subject_hash, "source": self.source.name, "record_key": key, "field": field_,
-                "kind": kind, "category": category, "free_text": free_text}
-
-    def _identifier_columns(self) -> list[tuple[str, str, str | None, Callable[[str], str | None]]]:
-        """(kind, column, company column, normaliser) of each identifier a record holds."""
+    def _identifier_columns(self) -> list[tuple[str, str, str | None, Callable[[str], str | None], str, bool]]:
+        """(kind, column, company column, normaliser, category, free text) of each identifier a
+        record holds."""
         columns = self.subject_columns
         plan = []
         for kind, col in columns.items():
@@ -355,13 +370,15 @@ class Tagger:
             if kind == "name" and "company" in columns:
                 # "Anna Berg" alone is ambiguous; at a company, far less so
                 kind, company = "name_company", columns["company"]
-            plan.append((kind, col, company, normaliser(kind, self.reference_year)))
+            plan.append((kind, col, company, normaliser(kind, self.reference_year), *self._field_specs[col]))
         return plan
 
-    def _structured_refs(self, key: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    def _structured_refs(self, key: str, row: dict[str, Any]) -> list[list[Any]]:
+        """The entries of the record's identifier columns, all but their person."""
         refs = []
         hash_ = self.hasher.hash
-        for kind, col, company, normalise in self._identifiers:
+        name = self.source.name
+        for kind, col, company, normalise, category, free_text in self._identifiers:
             value = row.get(col)
             if company is not None:
                 value = f"{value}|{row.get(company) or ''}" if value else None
@@ -370,19 +387,21 @@ class Tagger:
             text = str(value)
             normalised = normalise(text) if text.strip() else None
             if normalised:
-                refs.append(self._ref(hash_(kind, normalised), key, col, kind))
+                refs.append([hash_(kind, normalised), name, key, col, kind, category, free_text])
         return refs
 
-    def _free_text_refs(self, key: str, row: dict[str, Any], structured: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Index entries of the identifiers each free-text column mentions, once each: an e-mail
+    def _free_text_refs(self, key: str, row: dict[str, Any], structured: list[list[Any]]) -> list[list[Any]]:
+        """Entries of the identifiers each free-text column mentions, once each: an e-mail
         written twice in a message is one entry (the writers copy entries without removing
         duplicates)."""
         refs = []
         writings = self._tally.writings
+        name = self.source.name
         for col in self.free_text_columns:
             text = row.get(col)
             if not text:
                 continue
+            category = self._field_specs[col][0]
             seen: set[str] = set()
             for finding in detect.find_identifiers(str(text), reference_year=self.reference_year):
                 kind = FREE_TEXT_KINDS.get(finding.kind)
@@ -391,14 +410,17 @@ class Tagger:
                     subject_hash = self.hasher.hash(kind, finding.normalised)
                     if subject_hash not in seen:
                         seen.add(subject_hash)
-                        refs.append(self._ref(subject_hash, key, col, kind))
+                        refs.append([subject_hash, name, key, col, kind, category, True,
+                                     mentioned_person(kind, subject_hash)])
             # The one reliable name signal: the name this record holds in a structured column.
             name_col = self.subject_columns.get("name")
-            name = row.get(name_col) if name_col else None
-            if name and len(str(name)) > 3 and str(name) in str(text):
-                name_ref = next((r for r in structured if r["field"] == name_col), None)
-                if name_ref and name_ref["subject_hash"] not in seen:
-                    refs.append(self._ref(name_ref["subject_hash"], key, col, name_ref["kind"]))
+            held = row.get(name_col) if name_col else None
+            if held and len(str(held)) > 3 and str(held) in str(text):
+                name_ref = next((r for r in structured if r[_FIELD_AT] == name_col), None)
+                if name_ref and name_ref[_HASH_AT] not in seen:
+                    kind, subject_hash = name_ref[_KIND_AT], name_ref[_HASH_AT]
+                    refs.append([subject_hash, name, key, col, kind, category, True,
+                                 mentioned_person(kind, subject_hash)])
         self._tally.free_text_refs += len(refs)
         return refs
 
@@ -500,29 +522,16 @@ def _tag_upsert(stmt):  # type: ignore[no-untyped-def]
     return stmt.on_conflict_do_update(index_elements=["source", "record_key", "category"], set_=updates)
 
 
-def _stage(conn, target: Table, rows: list[dict[str, Any]] | list[list[Any]]) -> Table:  # type: ignore[no-untyped-def]
-    """PostgreSQL: COPY rows (dicts, or value rows in ``target``'s column order) into a temporary
-    twin of ``target`` (an order of magnitude faster than row-by-row inserts), for one set-based
+def _stage(conn, target: Table, rows: list[list[Any]]) -> Table:  # type: ignore[no-untyped-def]
+    """PostgreSQL: COPY value rows (in ``target``'s column order) into a temporary twin of
+    ``target`` (an order of magnitude faster than row-by-row inserts), for one set-based
     INSERT ... SELECT ... ON CONFLICT."""
     stage = Table(f"{target.name}_stage", MetaData(), *(c.copy() for c in target.c), prefixes=["TEMPORARY"])
     cursor = conn.connection.driver_connection.cursor()
     cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage.name} (LIKE {target.name}) ON COMMIT DELETE ROWS")
     cursor.execute(f"TRUNCATE {stage.name}")
-    if rows and not isinstance(rows[0], dict):
-        _copy_values(cursor, stage, rows)  # type: ignore[arg-type]
-    else:
-        _copy_rows(cursor, stage, rows)  # type: ignore[arg-type]
+    _copy_values(cursor, stage, rows)
     return stage
-
-
-def _copy_rows(cursor, table: Table, rows: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
-    """COPY dicts into ``table``; a key a row lacks is NULL."""
-    names = list(table.c.keys())
-    if rows and all(n in rows[0] for n in names):
-        # The rows of one writer share their keys: a C-level getter instead of a list per row.
-        _copy_values(cursor, table, map(itemgetter(*names), rows))
-    else:
-        _copy_values(cursor, table, ([row.get(n) for n in names] for row in rows))
 
 
 # PostgreSQL's names of the tag store's column types, for binary COPY.
@@ -564,21 +573,22 @@ def write_tags(conn, engine: Engine, tags: list[list[Any]], first: bool = False,
         conn.execute(_tag_upsert(sqlite.insert(record_tag)), [tag_dict(t) for t in tags])
 
 
-def write_refs(conn, engine: Engine, refs: list[dict[str, Any]], fresh: bool,  # type: ignore[no-untyped-def]
+def write_refs(conn, engine: Engine, refs: list[list[Any]], fresh: bool,  # type: ignore[no-untyped-def]
                 target: Table = subject_ref) -> None:
-    """``fresh``: ``target`` holds none of these records' references yet, so they are copied
-    straight in. The refs are a Tagger's: each record's once, and each record once."""
+    """Write index entries (REF_COLUMNS order). ``fresh``: ``target`` holds none of these
+    records' entries yet, so they are copied straight in: the refs are a Tagger's, each
+    record's once, and each record once."""
     if not refs:
         return
     if engine.dialect.name == "postgresql" and fresh:
-        _copy_rows(conn.connection.driver_connection.cursor(), target, refs)
+        _copy_values(conn.connection.driver_connection.cursor(), target, refs)
     elif engine.dialect.name == "postgresql":
         stage = _stage(conn, target, refs)
         names = list(target.c.keys())
         conn.execute(postgresql.insert(target).from_select(names, select(*[stage.c[n] for n in names]))
                      .on_conflict_do_nothing())
     else:
-        conn.execute(sqlite.insert(target).on_conflict_do_nothing(), refs)
+        conn.execute(sqlite.insert(target).on_conflict_do_nothing(), [ref_dict(r) for r in refs])
 
 
 def swap_in_index(conn, source: Source) -> None:  # type: ignore[no-untyped-def]
@@ -591,7 +601,7 @@ def swap_in_index(conn, source: Source) -> None:  # type: ignore[no-untyped-def]
     conn.execute(delete(subject_ref_build).where(built))
 
 
-def refresh_refs(conn, engine: Engine, source: Source, keys: list[str], refs: list[dict[str, Any]],  # type: ignore[no-untyped-def]
+def refresh_refs(conn, engine: Engine, source: Source, keys: list[str], refs: list[list[Any]],  # type: ignore[no-untyped-def]
                  target: Table = subject_ref) -> None:
     """Make the index entries of records ``keys`` exactly ``refs``, touching only what differs:
     most of a changed record's identifiers are unchanged, and every index write is a random
@@ -602,7 +612,7 @@ def refresh_refs(conn, engine: Engine, source: Source, keys: list[str], refs: li
     for i in range(0, len(keys), KEY_BATCH):
         existing.update(tuple(r) for r in conn.execute(select(*ref_key, target.c.person).where(
             target.c.source == source.name, target.c.record_key.in_(keys[i:i + KEY_BATCH]))))
-    wanted = {(r["subject_hash"], r["record_key"], r["field"], r.get("person")): r for r in refs}
+    wanted = {(r[_HASH_AT], r[_REF_KEY_AT], r[_FIELD_AT], r[_PERSON_AT]): r for r in refs}
     gone = sorted({k[:3] for k in existing - wanted.keys()})
     for i in range(0, len(gone), KEY_BATCH):
         conn.execute(delete(target).where(target.c.source == source.name,
@@ -874,7 +884,7 @@ def scan_range(plan: ScanPlan, source: Source, policy: Policy, *, source_engine:
     total = _count(source_engine, query) if progress else 0
     highest = since
 
-    def write(forget: list[str], tags: list[list[Any]], refs: list[dict[str, Any]]) -> None:
+    def write(forget: list[str], tags: list[list[Any]], refs: list[list[Any]]) -> None:
         with tag_engine.begin() as conn:
             forget_loaded(conn, reloaded, forget)
             write_tags(conn, tag_engine, tags, first=first, target=tag_target)
@@ -890,7 +900,7 @@ def scan_range(plan: ScanPlan, source: Source, policy: Policy, *, source_engine:
         try:
             for rows in stream_rows(source_engine, query):
                 tags: list[list[Any]] = []
-                refs: list[dict[str, Any]] = []
+                refs: list[list[Any]] = []
                 for row in rows:
                     row_tags, row_refs = tagger.tag(row)
                     tags.extend(row_tags)

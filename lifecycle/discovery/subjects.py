@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,29 +44,34 @@ def locate(tag_engine: Engine, hashes: list[str]) -> list[Location]:
 # The identifiers a person is known by, in the order a record's person is named after them:
 # e-mail first, the identifier most sources share, so one person's records agree on it.
 PERSON_KINDS = ("email", "personnummer", "phone", "name_company")
+_PERSON_RANK = {kind: rank for rank, kind in enumerate(PERSON_KINDS)}
+
+
+def own_person(structured: Iterable[tuple[str, str]], source: str, record_key: str) -> str:
+    """Who a record is about, from its structured entries' (kind, hash): its first identifier
+    of PERSON_KINDS (``kind:hash``; the smallest hash of that kind); a record with a name alone
+    is a person of its own (``record:source/key``); otherwise nobody (``""``)."""
+    entries = list(structured)
+    ranked = [(_PERSON_RANK[kind], subject_hash) for kind, subject_hash in entries if kind in _PERSON_RANK]
+    if ranked:
+        rank, subject_hash = min(ranked)
+        return f"{PERSON_KINDS[rank]}:{subject_hash}"
+    if any(kind == "name" for kind, _ in entries):
+        return f"record:{source}/{record_key}"
+    return ""
+
+
+def mentioned_person(kind: str, subject_hash: str) -> str:
+    """Who a free-text entry is about: the person it names, for the kinds that name one."""
+    return f"{kind}:{subject_hash}" if kind in _PERSON_RANK else ""
 
 
 def label_persons(refs: list[dict[str, Any]], source: str, record_key: str) -> list[dict[str, Any]]:
-    """Set ``person`` on one record's index entries: who each entry is about, stored with it so
-    that counting persons (breach scoping) is one aggregate instead of a per-record window.
-
-    - a structured entry belongs to the record's own person: its first identifier of
-      PERSON_KINDS (``kind:hash``; the smallest hash of that kind); a record with a name alone
-      is a person of its own (``record:source/key``); otherwise nobody (``""``);
-    - a free-text entry is the person it names, ``kind:hash`` for those kinds, else ``""``.
-    """
-    own = ""
-    for kind in PERSON_KINDS:
-        hashes = [r["subject_hash"] for r in refs if not r["free_text"] and r["kind"] == kind]
-        if hashes:
-            own = f"{kind}:{min(hashes)}"
-            break
-    else:
-        if any(not r["free_text"] and r["kind"] == "name" for r in refs):
-            own = f"record:{source}/{record_key}"
+    """Set ``person`` on one record's index entries (dicts): who each entry is about, stored
+    with it so that counting persons (breach scoping) is one aggregate instead of a per-record
+    window. A structured entry belongs to the record's own person (``own_person``), a
+    free-text entry to the person it names (``mentioned_person``)."""
+    own = own_person(((r["kind"], r["subject_hash"]) for r in refs if not r["free_text"]), source, record_key)
     for r in refs:
-        if r["free_text"]:
-            r["person"] = f"{r['kind']}:{r['subject_hash']}" if r["kind"] in PERSON_KINDS else ""
-        else:
-            r["person"] = own
+        r["person"] = mentioned_person(r["kind"], r["subject_hash"]) if r["free_text"] else own
     return refs

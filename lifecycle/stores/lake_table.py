@@ -298,7 +298,7 @@ class Store:
         wanted = [c for c in source.referenced_columns() if c in columns]
         incremental = stats.mode == "incremental"
 
-        def write(keys: list[str], tags: list[list[Any]], refs: list[dict[str, Any]]) -> None:
+        def write(keys: list[str], tags: list[list[Any]], refs: list[list[Any]]) -> None:
             with tag_engine.begin() as conn:
                 write_tags(conn, tag_engine, tags, first=first)
                 if incremental:
@@ -315,7 +315,7 @@ class Store:
             try:
                 for batch in batches:
                     tags: list[list[Any]] = []
-                    refs: list[dict[str, Any]] = []
+                    refs: list[list[Any]] = []
                     keys: list[str] = []
                     rows = batch.to_pylist()
                     for row in rows:

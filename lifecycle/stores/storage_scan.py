@@ -203,7 +203,7 @@ def _scan_object(source: Source, store: ObjectStore, tag_engine: Engine, tagger:
         findings[(f["column"], f["finding"])] = f
     clock = body.clock()
     tags: list[list[Any]] = []
-    refs: list[dict[str, Any]] = []
+    refs: list[list[Any]] = []
     for r in records:
         row = {c: r.get(c) for c in source.referenced_columns()}
         row[OBJECT_LAST_MODIFIED] = clock
