@@ -201,6 +201,10 @@ class Tagger:
         self._clock_parent = source.clock_parent
         self._clock_columns = source.clock_columns
         self._parent_column = self._clock_parent or next(iter(source.subject.via), None)
+        self._row_activity = source.activity_column is not None
+        self._row_controller = self.activity.role != "controller"
+        self._row_year_end = source.fiscal_year_end_column is not None
+        self._fixed_year_end = str(source.fiscal_year_end)
         self._field_specs = {name: (spec.category, spec.free_text) for name, spec in source.columns.items()}
         self._identifiers = self._identifier_columns()
 
@@ -225,12 +229,13 @@ class Tagger:
         (REF_COLUMNS order), each entry once."""
         source = self.source
         key = key if key is not None else str(row[source.primary_key])
-        activity_name = self.activity_of(row)
-        controller = self._controller(row)
+        # What the catalog fixes for every row is not looked up per row.
+        activity_name = self.activity_of(row) if self._row_activity else source.activity
+        controller = self._controller(row) if self._row_controller else "self"
         clock = self.clock_of(row)
-        year_end = self._fiscal_year_end(row)
-        parent_key = self._parent_key(row)
-        withdrawn = self._consent_withdrawn(row)
+        year_end = self._fiscal_year_end(row) if self._row_year_end else self._fixed_year_end
+        parent_key = self._parent_key(row) if self._parent_column else None
+        withdrawn = self._consent_withdrawn(row) if source.consent is not None else None
         refs = self._structured_refs(key, row)
         # Who each entry is about (subjects.label_persons' rule, on value lists); a mention in
         # free text gets the person it names as it is found.
@@ -905,8 +910,9 @@ def scan_range(plan: ScanPlan, source: Source, policy: Policy, *, source_engine:
                     row_tags, row_refs = tagger.tag(row)
                     tags.extend(row_tags)
                     refs.extend(row_refs)
-                    if tracking and row[tracking] is not None and (highest is None or row[tracking] > highest):
-                        highest = row[tracking]
+                if tracking and (tracked := [v for r in rows if (v := r[tracking]) is not None]):
+                    top = max(tracked)
+                    highest = top if highest is None or top > highest else highest
                 forget = [str(r[source.primary_key]) for r in rows] if per_record or reloaded else []
                 writer.submit(forget, tags, refs)
                 count_into(stats, len(rows), tagger.take_tally())
