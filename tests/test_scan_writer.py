@@ -274,3 +274,21 @@ def test_a_taggers_person_labels_follow_the_index_rule(policy_path, catalog_path
         assert refs == expected
         labels |= {r["person"].split(":")[0] for r in refs}
     assert {"email", "phone", "name_company", "personnummer"} <= labels
+
+
+def test_a_writer_opened_around_a_scan_pauses_the_collector_and_keeps_the_scans_own_error() -> None:
+    import gc
+
+    def write(n: int) -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(KeyError, match="scan failed"):
+        with ChunkWriter(write, threaded=True) as writer:
+            assert not gc.isenabled()
+            writer.submit(1)
+            raise KeyError("scan failed")  # the scan's error is the one to see, not the write's
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="disk full"):
+        with ChunkWriter(write, threaded=True) as writer:
+            writer.submit(1)  # the write fails after the scan's last chunk: raised on the way out
+    assert gc.isenabled()

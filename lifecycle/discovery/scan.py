@@ -686,7 +686,10 @@ def collector_paused() -> Iterator[None]:
 
 class ChunkWriter:
     """Writes chunks in order, in a background thread when ``threaded``; at most two chunks
-    wait, so memory stays bounded. A failed write is raised in the scanning thread."""
+    wait, so memory stays bounded. A failed write is raised in the scanning thread. As a
+    context manager (how the scans use it) it pauses the collector while the chunks stream, and
+    stops the thread on the way out: after a failure in the scan, without raising a write's error
+    over it."""
 
     def __init__(self, write: Callable[..., None], threaded: bool) -> None:
         self._write = write
@@ -718,6 +721,17 @@ class ChunkWriter:
             self._thread.join()
         if self._error is not None and raise_error:
             raise self._error
+
+    def __enter__(self) -> ChunkWriter:
+        self._paused = collector_paused()
+        self._paused.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        try:
+            self.close(raise_error=error is None)
+        finally:
+            self._paused.__exit__(None, None, None)
 
 
 # -- the scan ------------------------------------------------------------------------------
@@ -900,29 +914,23 @@ def scan_range(plan: ScanPlan, source: Source, policy: Policy, *, source_engine:
 
     # PostgreSQL: chunk n is written by a second thread while chunk n+1 is tagged (the driver
     # releases the GIL while the server works). SQLite writes in line.
-    writer = ChunkWriter(write, threaded=tag_engine.dialect.name == "postgresql")
-    with collector_paused():
-        try:
-            for rows in stream_rows(source_engine, query):
-                tags: list[list[Any]] = []
-                refs: list[list[Any]] = []
-                for row in rows:
-                    row_tags, row_refs = tagger.tag(row)
-                    tags.extend(row_tags)
-                    refs.extend(row_refs)
-                if tracking and (tracked := [v for r in rows if (v := r[tracking]) is not None]):
-                    top = max(tracked)
-                    highest = top if highest is None or top > highest else highest
-                forget = [str(r[source.primary_key]) for r in rows] if per_record or reloaded else []
-                writer.submit(forget, tags, refs)
-                count_into(stats, len(rows), tagger.take_tally())
-                pausepoint("scan:chunk-written")
-                if progress:
-                    progress(stats.records, total)
-        except BaseException:
-            writer.close(raise_error=False)  # stop the thread; the first error is the one to see
-            raise
-        writer.close()
+    with ChunkWriter(write, threaded=tag_engine.dialect.name == "postgresql") as writer:
+        for rows in stream_rows(source_engine, query):
+            tags: list[list[Any]] = []
+            refs: list[list[Any]] = []
+            for row in rows:
+                row_tags, row_refs = tagger.tag(row)
+                tags.extend(row_tags)
+                refs.extend(row_refs)
+            if tracking and (tracked := [v for r in rows if (v := r[tracking]) is not None]):
+                top = max(tracked)
+                highest = top if highest is None or top > highest else highest
+            forget = [str(r[source.primary_key]) for r in rows] if per_record or reloaded else []
+            writer.submit(forget, tags, refs)
+            count_into(stats, len(rows), tagger.take_tally())
+            pausepoint("scan:chunk-written")
+            if progress:
+                progress(stats.records, total)
     stats.seconds = round(time.monotonic() - started, 3)
     return RangeScan(stats, watermark_text(highest))
 

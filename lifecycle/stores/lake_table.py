@@ -65,7 +65,6 @@ from lifecycle.discovery import (
     Tagger,
     analyze,
     check_anonymisable,
-    collector_paused,
     count_into,
     record_findings,
     refresh_refs,
@@ -310,36 +309,30 @@ class Store:
         untagged = {"no_key": 0, "repeated_key": 0}
         batches = self._batches(dt, wanted) if not incremental else self._file_batches(dt, new_files or [], wanted)
         total = dt.count() if progress and not incremental else 0
-        writer = ChunkWriter(write, threaded=tag_engine.dialect.name == "postgresql")
-        with collector_paused():
-            try:
-                for batch in batches:
-                    tags: list[list[Any]] = []
-                    refs: list[list[Any]] = []
-                    keys: list[str] = []
-                    rows = batch.to_pylist()
-                    for row in rows:
-                        if row.get(pk) is None:
-                            untagged["no_key"] += 1
-                            continue
-                        key = str(row[pk])
-                        if key in seen:  # a key names one record: a second row under it cannot be told apart
-                            untagged["repeated_key"] += 1
-                            continue
-                        seen.add(key)
-                        keys.append(key)
-                        row_tags, row_refs = tagger.tag(row, key=key)
-                        tags += row_tags
-                        refs += row_refs
-                    if keys:
-                        writer.submit(keys, tags, refs)
-                    count_into(stats, len(keys), tagger.take_tally())
-                    if progress:
-                        progress(stats.records, total)
-            except BaseException:
-                writer.close(raise_error=False)
-                raise
-            writer.close()
+        with ChunkWriter(write, threaded=tag_engine.dialect.name == "postgresql") as writer:
+            for batch in batches:
+                tags: list[list[Any]] = []
+                refs: list[list[Any]] = []
+                keys: list[str] = []
+                rows = batch.to_pylist()
+                for row in rows:
+                    if row.get(pk) is None:
+                        untagged["no_key"] += 1
+                        continue
+                    key = str(row[pk])
+                    if key in seen:  # a key names one record: a second row under it cannot be told apart
+                        untagged["repeated_key"] += 1
+                        continue
+                    seen.add(key)
+                    keys.append(key)
+                    row_tags, row_refs = tagger.tag(row, key=key)
+                    tags += row_tags
+                    refs += row_refs
+                if keys:
+                    writer.submit(keys, tags, refs)
+                count_into(stats, len(keys), tagger.take_tally())
+                if progress:
+                    progress(stats.records, total)
         if untagged["no_key"] or untagged["repeated_key"]:
             # Rows that cannot be tagged are untagged data: a finding (and a validation failure)
             # until the table is fixed, as an unlisted column is.
