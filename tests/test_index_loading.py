@@ -160,6 +160,34 @@ def test_finishing_twice_attaches_once(world, hasher) -> None:  # type: ignore[n
     assert (_entries(tags), _tags(tags)) == (entries, tag_rows) and len(entries) > 0 and len(tag_rows) > 0
 
 
+def _predicates(tags, partition: str) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+    """The WHERE of each index of ``partition`` (None: a full index), by the parent index it is attached to."""
+    with tags.connect() as conn:
+        return dict(conn.execute(text(
+            "SELECT h.inhparent::regclass::text, pg_get_expr(i.indpred, i.indrelid) FROM pg_index i "
+            "JOIN pg_inherits h ON h.inhrelid = i.indexrelid WHERE i.indrelid = to_regclass(:p)"), {"p": partition}).all())
+
+
+@pytest.mark.parametrize("store", ["new", "earlier"])
+def test_a_loaded_partition_has_the_twin_of_the_stores_parent_index(world, hasher, store) -> None:  # type: ignore[no-untyped-def]
+    from lifecycle.discovery.partitions import scan_partitioned
+
+    engine, tags, _scan, catalog, policy = world
+    if store == "earlier":  # made before the index left out tags without a parent
+        with tags.begin() as conn:
+            conn.execute(text("DROP INDEX ix_lc_record_tag_parent"))
+            conn.execute(text("CREATE INDEX ix_lc_record_tag_parent ON lc_record_tag (source, parent_key)"))
+    source = catalog.source("contact_form_submissions")
+    scan_partitioned(source, policy, source_engine=engine, tag_engine=tags, hasher=hasher, run_id="r1",
+                     logical_date=TODAY, partition_rows=20)
+    partition = load_table_name(source.name, record_tag)
+    # ATTACH adopted the loaded table's indexes: none was built twice.
+    assert len(_partitions(tags, record_tag)[partition]) == 1 + len(record_tag.indexes)
+    expected = "(parent_key IS NOT NULL)" if store == "new" else None
+    assert _predicates(tags, partition) == {"lc_record_tag_pkey": None, "ix_lc_record_tag_status_deadline": None,
+                                            "ix_lc_record_tag_parent": expected}
+
+
 def _make_unpartitioned(tags, like: Table = subject_ref) -> None:  # type: ignore[no-untyped-def]
     """``like``'s table (the subject index by default) as an earlier version made it: one plain
     table with ``like``'s columns (and collation) and indexes, the same rows."""

@@ -308,3 +308,28 @@ def test_withdrawal_reaches_consent_based_records_through_references(crm, hasher
     apply_erasure(actions, scope, reference="DSR-W", today=TODAY, dry_run=False, suppress_as="consent_withdrawn")
     assert _keys(engine, "crm_messages") == {2000, 3000} and _keys(engine, "crm_orders") == {10, 11, 20, 30}
     assert plan_withdrawal(catalog, policy, tags, scope.hashes, scope.stores()) == []
+
+
+def test_the_parent_index_holds_child_tags_only_and_serves_the_plans_join(crm) -> None:  # type: ignore[no-untyped-def]
+    from lifecycle.tagstore.sqlfiles import statement
+
+    engine, tags, catalog, policy = crm
+    with tags.begin() as conn:
+        if tags.dialect.name == "postgresql":
+            # Every source's partition has the parent's partial index (created with it, or adopted).
+            predicates = conn.execute(text(
+                "SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_inherits h JOIN pg_index i ON i.indexrelid = h.inhrelid "
+                "WHERE h.inhparent = to_regclass('ix_lc_record_tag_parent')")).scalars().all()
+            assert len(predicates) == len(catalog.sources) + 1 and set(predicates) == {"(parent_key IS NOT NULL)"}
+            conn.execute(text("SET LOCAL enable_seqscan = off"))  # the tables are tiny: ask what an index can do
+            explain = "EXPLAIN "
+        else:
+            definition = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'ix_lc_record_tag_parent'")).scalar_one()
+            assert definition.endswith("WHERE parent_key IS NOT NULL")
+            explain = "EXPLAIN QUERY PLAN "
+        # Keeping a parent whose children stay compares the children's parent_key with a key:
+        # the partial index answers it.
+        plan = "\n".join(str(row[-1]) for row in conn.execute(
+            text(explain + statement(tags, "protect_referenced_parents").text),
+            {"run_id": "night", "child": "crm_orders", "parent": "crm_customers"}))
+    assert "parent" in plan.lower() and ("parent_key_idx" in plan or "ix_lc_record_tag_parent" in plan), plan

@@ -12,8 +12,9 @@ server); a first scan in one task creates the source's tag partition with its in
 into it, since the server keeps those indexes up beside the scan on a core the scan leaves idle.
 
 Stores made before a table was partitioned keep their plain table and the scan's direct writes,
-and stores made before keys compared bytewise keep the database's collation;
-``python -m lifecycle.tagstore.loading --url ...`` upgrades one, as an explicit step.
+stores made before keys compared bytewise keep the database's collation, and stores made before
+the tags' parent index left out tags without a parent keep their full one (it answers the same
+queries, and a loaded partition is given its twin); ``python -m lifecycle.tagstore.loading --url ...`` upgrades one, as an explicit step.
 """
 
 from __future__ import annotations
@@ -147,8 +148,16 @@ def _build_indexes(conn: Connection, name: str, parent: Table) -> None:
     conn.execute(text(f"ALTER TABLE {name} ADD PRIMARY KEY ({keys})"))
     for index in parent.indexes:
         columns = ", ".join(c.name for c in index.columns)
+        where = _predicate(conn, index.name)
         conn.execute(text(f"CREATE INDEX {name}_{index.name.removeprefix('ix_' + parent.name + '_')} "
-                          f"ON {name} ({columns})"))
+                          f"ON {name} ({columns})" + (f" WHERE {where}" if where else "")))
+
+
+def _predicate(conn: Connection, index: str) -> str | None:
+    """The WHERE of the store's partial index ``index``, None for a full one: read from the store,
+    since one made before the index was partial keeps its full index, and ATTACH adopts only a twin."""
+    return conn.execute(text("SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i "
+                             "WHERE i.indexrelid = to_regclass(:index)"), {"index": index}).scalar()
 
 
 @dataclass

@@ -64,7 +64,12 @@ record_tag = Table(
     postgresql_partition_by="LIST (source)",
 )
 Index("ix_lc_record_tag_status_deadline", record_tag.c.status, record_tag.c.deadline)
-Index("ix_lc_record_tag_parent", record_tag.c.source, record_tag.c.parent_key)
+# Only the tags of records reached through a parent (the catalog's subject.via) have a
+# parent_key, and every query of this index compares it with a key: tags without one (most
+# sources have no parent) are left out of it, which spares a first scan their index entries.
+# PostgreSQL and SQLite; MySQL has no partial indexes and indexes every tag.
+Index("ix_lc_record_tag_parent", record_tag.c.source, record_tag.c.parent_key,
+      postgresql_where=record_tag.c.parent_key.isnot(None), sqlite_where=record_tag.c.parent_key.isnot(None))
 
 # Keyed-hash subject references: which records and fields hold an identifier of a person.
 subject_ref = Table(
