@@ -201,10 +201,12 @@ class Tagger:
         self._clock_parent = source.clock_parent
         self._clock_columns = source.clock_columns
         self._parent_column = self._clock_parent or next(iter(source.subject.via), None)
+        # What the catalog fixes for every row is read once, by the same helpers, not per row.
         self._row_activity = source.activity_column is not None
         self._row_controller = self.activity.role != "controller"
         self._row_year_end = source.fiscal_year_end_column is not None
-        self._fixed_year_end = str(source.fiscal_year_end)
+        self._fixed_activity, self._fixed_controller = self.activity_of({}), self._controller({})
+        self._fixed_year_end = self._fiscal_year_end({})
         self._field_specs = {name: (spec.category, spec.free_text) for name, spec in source.columns.items()}
         self._identifiers = self._identifier_columns()
 
@@ -229,9 +231,8 @@ class Tagger:
         (REF_COLUMNS order), each entry once."""
         source = self.source
         key = key if key is not None else str(row[source.primary_key])
-        # What the catalog fixes for every row is not looked up per row.
-        activity_name = self.activity_of(row) if self._row_activity else source.activity
-        controller = self._controller(row) if self._row_controller else "self"
+        activity_name = self.activity_of(row) if self._row_activity else self._fixed_activity
+        controller = self._controller(row) if self._row_controller else self._fixed_controller
         clock = self.clock_of(row)
         year_end = self._fiscal_year_end(row) if self._row_year_end else self._fixed_year_end
         parent_key = self._parent_key(row) if self._parent_column else None
